@@ -1,0 +1,318 @@
+"""The disaggregated audit: one function from a table to an :class:`AuditResult`.
+
+:func:`audit` validates the input, turns the metric into per-row contributions
+(:mod:`groupwise._metrics`), the groupings into families of cells, and hands both to the
+statistical core (:mod:`groupwise._stats`). It never formats anything: the result object
+renders itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from groupwise._errors import InputError
+from groupwise._io import check_columns, check_scalar, read_table, split_names
+from groupwise._metrics import MetricColumns, contributions, get_metric
+from groupwise._provenance import Provenance
+from groupwise._result import AuditResult
+from groupwise._stats import Family, analyse
+
+__all__ = ["audit"]
+
+_COMPARES = ("overall", "complement", "best")
+_CORRECTIONS = ("holm", "bh", "none")
+
+
+def audit(
+    data: Any,
+    *,
+    metric: str = "wer",
+    by: Sequence[str | Sequence[str]] | str | None = None,
+    groups: Sequence[str] | str | None = None,
+    cluster: str | None = None,
+    compare: str = "overall",
+    correction: str = "holm",
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    n_boot: int = 1000,
+    min_clusters: int = 10,
+    min_examples: int = 30,
+    seed: int | None = 0,
+    reference: str = "reference",
+    hypothesis: str = "hypothesis",
+    y_true: str = "y_true",
+    y_pred: str = "y_pred",
+    num: str = "num",
+    den: str = "den",
+    pos_label: object = 1,
+    normalize: str = "default",
+    provenance: Provenance | Mapping[str, str] | None = None,
+    allow_imputed: bool = False,
+) -> AuditResult:
+    """Audit a metric across groups with joint cluster-bootstrap statistics.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, polars.DataFrame or path
+        One row per example (an utterance, a person). Files may be CSV, TSV, JSONL or
+        Parquet.
+    metric : {"wer", "cer", "error_rate", "fpr", "fnr", "selection_rate", "mae", "mse", "ratio"}
+        What to measure; every metric is a ratio of sums over a group's rows (corpus WER,
+        not the mean of per-utterance WERs).
+    by : str or sequence, optional
+        Groupings. Each item is one *family*: a column name, or several joined by commas
+        (or given as a list) for their intersection. ``by=["accent", "accent,noise"]`` gives
+        the accent marginal and the accent-by-noise cells in one run.
+    groups : str or sequence of str, optional
+        Group expressions in the ``DataFrame.query`` syntax, such as
+        ``'snr_db < 10 and accent != "en-us"'``; each is a family of one group. Parsed into
+        a whitelisted tree and evaluated vectorised, never with ``eval``.
+    cluster : str, optional
+        The column of the independently sampled unit (speaker, person, household). Without
+        it every row is its own cluster, which overstates precision when rows are not
+        independent (several utterances per speaker).
+    compare : {"overall", "complement", "best"}, default="overall"
+        The reference each group's gap is measured against: the whole data, the rows
+        outside the group, or the best sufficient group of the same family (lowest error;
+        highest rate for ``selection_rate``).
+    correction : {"holm", "bh", "none"}, default="holm"
+        Multiplicity correction across every group tested in the run: Holm controls the
+        family-wise error rate, Benjamini-Hochberg (``"bh"``) the false discovery rate.
+    alpha : float, default=0.05
+        A group is flagged when its corrected p-value is at most ``alpha``.
+    confidence : float, default=0.95
+        Level of every interval.
+    n_boot : int, default=1000
+        Bootstrap replicates; each draws clusters with replacement (multinomial weights over
+        all clusters, shared by every group).
+    min_clusters, min_examples : int, default=10 and 30
+        Below either, a group is reported as ``insufficient``: no interval, no test.
+    seed : int or None, default=0
+        Seed of the bootstrap; the same seed gives the same numbers.
+    reference, hypothesis : str
+        Transcript columns for ``wer`` and ``cer``.
+    y_true, y_pred : str
+        Label or value columns for the classification and regression metrics.
+    num, den : str
+        Columns of precomputed contributions for ``metric="ratio"``.
+    pos_label : object, default=1
+        The positive label for ``fpr``, ``fnr`` and ``selection_rate``.
+    normalize : str, default="default"
+        Text normalisation for ``wer``/``cer``: ``"default"`` (lowercase, remove Unicode
+        punctuation, collapse whitespace), ``"none"`` (collapse whitespace only, as jiwer
+        does), or steps joined by ``+`` such as ``"lowercase+whitespace"``.
+    provenance : Provenance or mapping, optional
+        Provenance of grouping columns (``self_reported``, ``annotated``, ``measured``,
+        ``synthetic``, ``imputed``). Written into every output.
+    allow_imputed : bool, default=False
+        Allow disaggregation by a protected attribute whose provenance is ``imputed``.
+
+    Returns
+    -------
+    AuditResult
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({
+    ...     "reference": ["the cat sat", "a dog ran", "the cat sat", "a dog ran"] * 20,
+    ...     "hypothesis": ["the cat sat", "a dog ran", "the bat sat", "a frog ran far"] * 20,
+    ...     "accent": ["us", "us", "scottish", "scottish"] * 20,
+    ...     "speaker": [f"s{i % 40}" for i in range(80)],
+    ... })
+    >>> result = audit(df, by="accent", cluster="speaker", n_boot=200, min_clusters=5)
+    >>> round(result.overall["value"], 3)
+    0.25
+    >>> [(g["group"]["accent"], round(g["value"], 3)) for g in result.groups]
+    [('scottish', 0.5), ('us', 0.0)]
+    """
+    frame = read_table(data)
+    spec = get_metric(metric)
+    compare = _choice(compare, "compare", _COMPARES)
+    correction = _choice(correction, "correction", _CORRECTIONS)
+    check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
+    check_scalar(confidence, "confidence", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
+    check_scalar(n_boot, "n_boot", int, min_val=0)
+    check_scalar(min_clusters, "min_clusters", int, min_val=1)
+    check_scalar(min_examples, "min_examples", int, min_val=1)
+    if n_boot == 1:
+        raise InputError("n_boot=1 gives no spread to estimate", fix="pass n_boot=0 for point estimates only, or at least 2")
+    if isinstance(provenance, Provenance):
+        prov = provenance
+    else:
+        prov = Provenance(dict(provenance or {}))
+
+    by_families = _families_from_by(by)
+    expressions = [groups] if isinstance(groups, str) else list(groups or [])
+    if not by_families and not expressions:
+        raise InputError(
+            "no groups were given",
+            fix="pass by= (--by COLUMN, repeatable; COL1,COL2 for an intersection) or "
+            "groups= (--group EXPRESSION)",
+        )
+    from groupwise._expr import parse_group
+
+    parsed = [parse_group(text, columns=frame.columns) for text in expressions]
+    group_columns = list(dict.fromkeys([c for fam in by_families for c in fam] + [c for g in parsed for c in g.columns]))
+    for fam in by_families:
+        check_columns(frame, fam, role="group", option="--by")
+    prov.check(group_columns, allow_imputed=allow_imputed)
+
+    cluster_codes, n_clusters = _cluster_codes(frame, cluster)
+    normalizer = None
+    if spec.name in ("wer", "cer"):
+        from groupwise._text import parse_normalizer
+
+        normalizer = parse_normalizer(normalize)
+    contrib = contributions(
+        frame,
+        spec,
+        MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label),
+        normalizer=normalizer,
+    )
+    if not contrib.den.sum() > 0:
+        raise InputError(
+            f"the {spec.description} is undefined on this data: the denominator sums to zero "
+            + {
+                "wer": "(every reference is empty)",
+                "cer": "(every reference is empty)",
+                "fpr": "(there are no actual negatives)",
+                "fnr": "(there are no actual positives)",
+            }.get(spec.name, ""),
+            fix="check the columns and --pos-label, or choose another metric",
+        )
+
+    families = [_family_from_columns(frame, fam) for fam in by_families]
+    missing = {fam.name: int((fam.codes < 0).sum()) for fam in families}
+    for expr in parsed:
+        mask = expr.evaluate(frame)
+        families.append(Family(expr.text, np.where(mask, 0, -1), [{"expression": expr.text}]))
+
+    stats = analyse(
+        num=contrib.num,
+        den=contrib.den,
+        cluster=cluster_codes,
+        n_clusters=n_clusters,
+        families=families,
+        extra=contrib.extra,
+        n_boot=n_boot,
+        seed=seed,
+        confidence=confidence,
+        compare=compare,  # type: ignore[arg-type]
+        correction=correction,  # type: ignore[arg-type]
+        alpha=alpha,
+        min_clusters=min_clusters,
+        min_examples=min_examples,
+        higher_is_worse=spec.higher_is_worse,
+    )
+    settings = {
+        "metric": spec.name,
+        "by": [",".join(f) for f in by_families],
+        "groups": [g.text for g in parsed],
+        "cluster": cluster,
+        "compare": compare,
+        "correction": correction,
+        "alpha": alpha,
+        "confidence": confidence,
+        "n_boot": n_boot,
+        "min_clusters": min_clusters,
+        "min_examples": min_examples,
+        "seed": seed,
+        "normalize": normalizer.spec if normalizer is not None else None,
+        "columns": {role: getattr(MetricColumns(reference, hypothesis, y_true, y_pred, num, den), role) for role in spec.inputs},
+        "pos_label": _plain(pos_label) if spec.name in ("fpr", "fnr", "selection_rate") else None,
+        "allow_imputed": allow_imputed,
+        "bootstrap": "joint multinomial cluster bootstrap" if cluster else "multinomial row bootstrap (rows as clusters)",
+        "test": "bootstrap standard error with Student t (clusters - 1 df)",
+        "missing_group_values": missing,
+        "n_tested": stats["n_tested"],
+    }
+    return AuditResult(
+        metric=spec.name,
+        metric_description=spec.description,
+        higher_is_worse=spec.higher_is_worse,
+        overall=stats["overall"],
+        groups=stats["groups"],
+        settings=settings,
+        provenance=prov.describe(group_columns),
+    )
+
+
+def _choice(value: str, name: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise InputError(f"the {name!r} parameter is {value!r}", fix=f"use one of {', '.join(allowed)}")
+    return value
+
+
+def _families_from_by(by: Sequence[str | Sequence[str]] | str | None) -> list[list[str]]:
+    if by is None:
+        return []
+    items = [by] if isinstance(by, str) else list(by)
+    families: list[list[str]] = []
+    for item in items:
+        cols = split_names(item) if isinstance(item, str) else [str(c) for c in item]
+        if not cols:
+            raise InputError("an empty grouping was given", fix="name at least one column per --by")
+        if len(set(cols)) != len(cols):
+            raise InputError(f"the grouping {','.join(cols)!r} repeats a column", fix="name each column once")
+        if cols not in families:
+            families.append(cols)
+    return families
+
+
+def _cluster_codes(frame: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, int]:
+    if cluster is None:
+        return np.arange(len(frame)), len(frame)
+    check_columns(frame, [cluster], role="cluster", option="--cluster")
+    series = frame[cluster]
+    if series.isna().any():
+        raise InputError(
+            f"the cluster column {cluster!r} has {int(series.isna().sum())} missing values",
+            fix="give every row its speaker (or person); rows of unknown speakers can each get a unique id",
+            rows=series.index[series.isna().to_numpy()].tolist(),
+        )
+    codes, uniques = pd.factorize(series, sort=False)
+    if len(uniques) < 2:
+        raise InputError(
+            f"the cluster column {cluster!r} has a single value ({uniques[0]!r}), so every row "
+            "comes from one cluster and there is nothing to resample",
+            fix="pass the column that identifies speakers (or persons), or leave --cluster out "
+            "if rows are independent",
+        )
+    return codes.astype(np.int64), len(uniques)
+
+
+def _family_from_columns(frame: pd.DataFrame, columns: list[str]) -> Family:
+    combined = np.zeros(len(frame), dtype=np.int64)
+    missing = np.zeros(len(frame), dtype=bool)
+    uniques_per_col = []
+    for column in columns:
+        codes, uniques = pd.factorize(frame[column], sort=True)
+        missing |= codes < 0
+        combined = combined * max(len(uniques), 1) + np.maximum(codes, 0)
+        uniques_per_col.append(uniques)
+    combined[missing] = -1
+    present, cell_codes = np.unique(combined[~missing], return_inverse=True)
+    codes = np.full(len(frame), -1, dtype=np.int64)
+    codes[~missing] = cell_codes
+    labels = []
+    sizes = [len(u) for u in uniques_per_col]
+    for key in present:
+        parts = []
+        for size in reversed(sizes):
+            key, r = divmod(int(key), size)
+            parts.append(r)
+        parts.reverse()
+        labels.append({c: _plain(u[i]) for c, u, i in zip(columns, uniques_per_col, parts)})
+    return Family(",".join(columns), codes, labels)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly Python scalar."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

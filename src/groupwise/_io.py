@@ -1,0 +1,184 @@
+"""Reading tables and checking options.
+
+Every entry point accepts a pandas or polars DataFrame or a path to a CSV, TSV, JSONL or
+Parquet file; this module turns any of them into a pandas DataFrame and holds the small
+validators whose messages all follow one template.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from groupwise._errors import InputError
+
+__all__ = ["read_table", "check_columns", "check_scalar", "TABLE_SUFFIXES"]
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
+
+
+def read_table(data: Any, *, name: str = "data") -> pd.DataFrame:
+    """Return ``data`` as a pandas DataFrame.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, polars.DataFrame, str or os.PathLike
+        A DataFrame, or the path of a ``.csv``, ``.tsv``, ``.jsonl`` (one JSON object a
+        line) or ``.parquet`` file. Text columns are read as text, never guessed into
+        numbers when they are identifiers such as speaker ids.
+    name : str, default="data"
+        How the input is called in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> read_table(pd.DataFrame({"a": [1, 2]})).shape
+    (2, 1)
+    """
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    elif _is_polars(data):
+        frame = data.to_pandas()
+    elif isinstance(data, (str, os.PathLike)):
+        frame = _read_path(Path(data), name=name)
+    else:
+        raise InputError(
+            f"{name} is a {type(data).__name__}, not a table",
+            fix="pass a pandas or polars DataFrame, or the path of a CSV, TSV, JSONL or Parquet file",
+        )
+    if frame.shape[0] == 0:
+        raise InputError(
+            f"{name} has no rows",
+            fix="check that the file is the one you meant and that any filter left rows in it",
+        )
+    if not frame.columns.is_unique:
+        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise InputError(
+            f"{name} has duplicate column names: {', '.join(dupes)}",
+            fix="rename the columns so that each name appears once",
+        )
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _is_polars(data: Any) -> bool:
+    module = type(data).__module__
+    return module.startswith("polars") and hasattr(data, "to_pandas")
+
+
+def _read_path(path: Path, *, name: str) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError(f"{name} file {str(path)!r} does not exist", fix="check the path")
+    if path.is_dir():
+        raise InputError(f"{name} path {str(path)!r} is a directory", fix="pass a file")
+    suffix = path.suffix.lower()
+    if suffix == ".gz":
+        suffix = Path(path.stem).suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype_backend="numpy_nullable")
+        if suffix == ".tsv":
+            return pd.read_csv(
+                path, sep="\t", keep_default_na=False, na_values=[""], quoting=3,
+                dtype_backend="numpy_nullable",
+            )
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True, dtype_backend="numpy_nullable")
+        if suffix == ".json":
+            return pd.read_json(path, dtype_backend="numpy_nullable")
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{name} file {str(path)!r} could not be read as {suffix[1:].upper()}: {exc}",
+            fix="check that the file is complete and in the format its suffix says",
+        ) from exc
+    raise InputError(
+        f"{name} file {str(path)!r} has the unknown suffix {path.suffix!r}",
+        fix=f"use one of {', '.join(TABLE_SUFFIXES)}",
+    )
+
+
+def check_columns(
+    frame: pd.DataFrame, columns: Iterable[str], *, role: str, option: str
+) -> None:
+    """Raise :class:`InputError` when a needed column is missing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_columns(pd.DataFrame({"a": [1]}), ["b"], role="cluster", option="--cluster")
+    Traceback (most recent call last):
+    ...
+    groupwise._errors.InputError: the cluster column 'b' is not in the data. Fix: pass --cluster with one of the data's columns: a.
+    """
+    have = set(frame.columns)
+    for column in columns:
+        if column not in have:
+            listed = ", ".join(sorted(map(str, frame.columns))[:40])
+            raise InputError(
+                f"the {role} column {column!r} is not in the data",
+                fix=f"pass {option} with one of the data's columns: {listed}",
+            )
+
+
+def check_scalar(
+    value: Any,
+    name: str,
+    kind: type | tuple[type, ...],
+    *,
+    min_val: float | None = None,
+    max_val: float | None = None,
+    include_min: bool = True,
+    include_max: bool = True,
+) -> Any:
+    """Check a scalar option, with one message template for all of them.
+
+    Examples
+    --------
+    >>> check_scalar(0, "n_boot", int, min_val=1)
+    Traceback (most recent call last):
+    ...
+    groupwise._errors.InputError: the 'n_boot' parameter must be an int in [1, inf). Got 0 instead. Fix: pass a value in that range.
+    """
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    ok_type = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if isinstance(value, (np.integer, np.floating)) and any(k in (int, float) for k in kinds):
+        ok_type = True
+    low = "-inf" if min_val is None else min_val
+    high = "inf" if max_val is None else max_val
+    interval = f"{'[' if include_min and min_val is not None else '('}{low}, {high}{']' if include_max and max_val is not None else ')'}"
+    kind_name = " or ".join(k.__name__ for k in kinds)
+    in_range = ok_type and not (
+        (min_val is not None and (value < min_val or (not include_min and value == min_val)))
+        or (max_val is not None and (value > max_val or (not include_max and value == max_val)))
+        or (isinstance(value, float) and np.isnan(value))
+    )
+    if not in_range:
+        raise InputError(
+            f"the {name!r} parameter must be an {kind_name} in {interval}. Got {value!r} instead",
+            fix="pass a value in that range",
+        )
+    return value
+
+
+def split_names(values: Sequence[str] | str | None) -> list[str]:
+    """Split comma-separated names, dropping blanks.
+
+    >>> split_names("accent, noise")
+    ['accent', 'noise']
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]

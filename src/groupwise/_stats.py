@@ -1,0 +1,392 @@
+"""The statistical core: per-(cluster, cell) sums and the joint cluster bootstrap.
+
+Every number an audit reports comes from here. The input is per-row ``num`` and ``den``
+(see :mod:`groupwise._metrics`), a cluster code per row (the speaker, the person: the unit
+that is sampled independently) and one or more *families* of cells (a family is one
+grouping such as ``accent`` or ``accent,noise``; each row is in at most one cell of a
+family).
+
+The rows are first reduced to sums per (cluster, cell), which are small: a million
+utterances from five thousand speakers become at most a few thousand sums per cell. The
+bootstrap then draws one multinomial weight vector over *all* clusters per replicate and
+applies it to every cell of every family at once (one matrix product per batch of
+replicates). Because the same draw serves every cell, cells that share clusters keep their
+correlation, and gaps between a group and its reference come out of the same draws. Unlike
+a row bootstrap, a cluster can never be split across replicates, so utterances of one
+speaker are never treated as independent.
+
+Intervals for group values are bootstrap percentile intervals. Gaps are tested with the
+bootstrap standard error and a Student t reference distribution with (clusters in the
+group - 1) degrees of freedom, which stays honest with few clusters where a normal
+reference would not; the gap interval uses the same t quantile, so an interval excluding
+zero and a p-value below alpha agree before correction. Multiplicity is corrected across
+every group tested in the run with Holm (family-wise error) or Benjamini-Hochberg (false
+discovery rate).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import sparse
+from scipy import stats as sstats
+
+__all__ = ["Family", "bootstrap_weights", "holm", "benjamini_hochberg", "adjust", "analyse"]
+
+Compare = Literal["overall", "complement", "best"]
+Correction = Literal["holm", "bh", "none"]
+
+# Replicates are processed in batches so that a batch of weights stays near this many entries.
+_BATCH_ENTRIES = 4_000_000
+
+
+@dataclass
+class Family:
+    """One grouping of the rows into cells.
+
+    Attributes
+    ----------
+    name : str
+        For example ``"accent"`` or ``"accent,noise"``.
+    codes : numpy.ndarray
+        Cell code per row in ``[0, len(labels))``, or -1 for rows outside every cell
+        (a missing group value; for an expression family, rows that do not match).
+    labels : list of dict
+        ``labels[k]`` maps each grouping column to the value of cell ``k``.
+    """
+
+    name: str
+    codes: np.ndarray
+    labels: list[dict[str, Any]]
+
+
+def bootstrap_weights(rng: np.random.Generator, n_boot: int, n_clusters: int) -> np.ndarray:
+    """Multinomial cluster weights, one row per replicate, each row summing to ``n_clusters``.
+
+    Examples
+    --------
+    >>> w = bootstrap_weights(np.random.default_rng(0), 3, 5)
+    >>> w.shape, w.sum(axis=1).tolist()
+    ((3, 5), [5.0, 5.0, 5.0])
+    """
+    draws = rng.integers(0, n_clusters, size=(n_boot, n_clusters))
+    draws += np.arange(n_boot)[:, None] * n_clusters
+    counts = np.bincount(draws.ravel(), minlength=n_boot * n_clusters)
+    return counts.reshape(n_boot, n_clusters).astype(np.float64)
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error under any dependence).
+
+    Examples
+    --------
+    >>> holm(np.array([0.01, 0.04, 0.03])).round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p, dtype=float)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(stepped, 1.0)
+    return out
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate, independent or PRDS tests).
+
+    Examples
+    --------
+    >>> benjamini_hochberg(np.array([0.01, 0.04, 0.03])).round(3).tolist()
+    [0.03, 0.04, 0.04]
+    """
+    p = np.asarray(p, dtype=float)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")[::-1]
+    ranks = m - np.arange(m)
+    stepped = np.minimum.accumulate(p[order] * m / ranks)
+    out = np.empty(m)
+    out[order] = np.minimum(stepped, 1.0)
+    return out
+
+
+def adjust(p: np.ndarray, method: Correction) -> np.ndarray:
+    """Adjust p-values by ``method`` (``"holm"``, ``"bh"`` or ``"none"``)."""
+    if method == "holm":
+        return holm(p)
+    if method == "bh":
+        return benjamini_hochberg(p)
+    return np.asarray(p, dtype=float).copy()
+
+
+def _cell_sums(
+    cluster: np.ndarray, codes: np.ndarray, arrays: Sequence[np.ndarray], n_clusters: int, n_cells: int
+) -> tuple[sparse.csr_matrix, ...]:
+    """Per-(cluster, cell) sums of each array as sparse (clusters x cells) matrices."""
+    keep = codes >= 0
+    key = cluster[keep].astype(np.int64) * n_cells + codes[keep]
+    if n_clusters * n_cells <= 4_000_000:
+        present = np.bincount(key, minlength=n_clusters * n_cells) > 0
+        where = np.flatnonzero(present)
+        index = None
+    else:
+        where, index = np.unique(key, return_inverse=True)
+    rows, cols = np.divmod(where, n_cells)
+    out = []
+    for values in arrays:
+        if index is None:
+            sums = np.bincount(key, weights=values[keep], minlength=n_clusters * n_cells)[where]
+        else:
+            sums = np.bincount(index, weights=values[keep], minlength=where.size)
+        out.append(sparse.csr_matrix((sums, (rows, cols)), shape=(n_clusters, n_cells)))
+    return tuple(out)
+
+
+def _replicate_sums(design: sparse.csr_matrix, n_boot: int, seed: int | None) -> np.ndarray:
+    """Bootstrap sums (n_boot x columns of ``design``), batch by batch."""
+    n_clusters = design.shape[0]
+    rng = np.random.default_rng(seed)
+    batch = max(1, min(n_boot, _BATCH_ENTRIES // max(n_clusters, 1)))
+    dense = design.toarray() if n_clusters * design.shape[1] <= 20_000_000 else None
+    out = np.empty((n_boot, design.shape[1]))
+    for start in range(0, n_boot, batch):
+        stop = min(n_boot, start + batch)
+        weights = bootstrap_weights(rng, stop - start, n_clusters)
+        out[start:stop] = weights @ dense if dense is not None else (design.T @ weights.T).T
+    return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _percentile_ci(reps: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    tail = (1.0 - level) / 2.0 * 100.0
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(reps)
+        lows = np.full(reps.shape[1], np.nan)
+        highs = np.full(reps.shape[1], np.nan)
+        ok = finite.mean(axis=0) >= 0.5
+        if ok.any():
+            sub = np.where(finite[:, ok], reps[:, ok], np.nan)
+            lows[ok], highs[ok] = np.nanpercentile(sub, [tail, 100.0 - tail], axis=0)
+    return lows, highs
+
+
+def analyse(
+    *,
+    num: np.ndarray,
+    den: np.ndarray,
+    cluster: np.ndarray,
+    n_clusters: int,
+    families: Sequence[Family],
+    extra: dict[str, np.ndarray] | None = None,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+    confidence: float = 0.95,
+    compare: Compare = "overall",
+    correction: Correction = "holm",
+    alpha: float = 0.05,
+    min_clusters: int = 10,
+    min_examples: int = 30,
+    higher_is_worse: bool | None = True,
+) -> dict[str, Any]:
+    """Group values, intervals, gaps and corrected tests for every cell of every family.
+
+    Returns a plain dict with ``overall`` and ``groups`` (one dict per cell, in family
+    order), ready for :class:`groupwise.AuditResult`.
+    """
+    extra = extra or {}
+    n_rows = num.size
+    tot_num, tot_den = float(num.sum()), float(den.sum())
+    overall: dict[str, Any] = {
+        "value": tot_num / tot_den if tot_den > 0 else None,
+        "n": int(n_rows),
+        "clusters": int(n_clusters),
+        "num": tot_num,
+        "den": tot_den,
+    }
+    overall.update({k: float(v.sum()) for k, v in extra.items()})
+
+    # One design matrix: overall num and den, then num and den of every cell of every family.
+    ones = np.ones(n_rows)
+    rows_per_cluster = np.bincount(cluster, minlength=n_clusters)
+    blocks = [
+        sparse.csr_matrix(
+            (np.bincount(cluster, weights=num, minlength=n_clusters), (np.arange(n_clusters), np.zeros(n_clusters, dtype=int))),
+            shape=(n_clusters, 1),
+        ),
+        sparse.csr_matrix(
+            (np.bincount(cluster, weights=den, minlength=n_clusters), (np.arange(n_clusters), np.zeros(n_clusters, dtype=int))),
+            shape=(n_clusters, 1),
+        ),
+    ]
+    cells: list[dict[str, Any]] = []
+    num_blocks: list[sparse.csr_matrix] = []
+    den_blocks: list[sparse.csr_matrix] = []
+    for family in families:
+        k = len(family.labels)
+        if k == 0:
+            continue
+        fnum, fden, fcount = _cell_sums(cluster, family.codes, [num, den, ones], n_clusters, k)
+        num_blocks.append(fnum)
+        den_blocks.append(fden)
+        clusters_per_cell = np.asarray((fcount > 0).sum(axis=0)).ravel()
+        n_per_cell = np.asarray(fcount.sum(axis=0)).ravel()
+        num_per_cell = np.asarray(fnum.sum(axis=0)).ravel()
+        den_per_cell = np.asarray(fden.sum(axis=0)).ravel()
+        # Clusters with rows outside each cell (a speaker recorded in several cells counts
+        # on both sides), for the complement's sample size.
+        coo = fcount.tocoo()
+        partly_out = np.bincount(coo.col, weights=rows_per_cluster[coo.row] > coo.data, minlength=k)
+        comp_per_cell = n_clusters - clusters_per_cell + partly_out
+        keep = family.codes >= 0
+        extra_sums = {
+            name: np.bincount(family.codes[keep], weights=values[keep], minlength=k)
+            for name, values in extra.items()
+        }
+        for j, label in enumerate(family.labels):
+            cells.append(
+                {
+                    "family": family.name,
+                    "group": label,
+                    "n": int(n_per_cell[j]),
+                    "clusters": int(clusters_per_cell[j]),
+                    "num": float(num_per_cell[j]),
+                    "den": float(den_per_cell[j]),
+                    "_complement_clusters": int(comp_per_cell[j]),
+                    **{name: float(s[j]) for name, s in extra_sums.items()},
+                }
+            )
+    design = sparse.hstack(blocks + num_blocks + den_blocks, format="csr")
+    reps = _replicate_sums(design, n_boot, seed) if n_boot > 0 else np.empty((0, design.shape[1]))
+    rep_tot = _ratio(reps[:, 0], reps[:, 1])
+    n_cells = len(cells)
+    cell_num = reps[:, 2 : 2 + n_cells]
+    cell_den = reps[:, 2 + n_cells :]
+    rep_val = _ratio(cell_num, cell_den)
+    comp_val = _ratio(reps[:, [0]] - cell_num, reps[:, [1]] - cell_den)
+
+    point = np.array([_ratio(np.array(c["num"]), np.array(c["den"])).item() for c in cells]) if cells else np.empty(0)
+    low, high = _percentile_ci(rep_val, confidence) if n_cells and n_boot else (np.full(n_cells, np.nan),) * 2
+    olow, ohigh = _percentile_ci(rep_tot[:, None], confidence) if n_boot else (np.array([np.nan]),) * 2
+    overall["ci_low"], overall["ci_high"] = _none(olow[0]), _none(ohigh[0])
+
+    # Reference per cell.
+    sufficient = np.array(
+        [c["clusters"] >= min_clusters and c["n"] >= min_examples and c["den"] > 0 for c in cells], dtype=bool
+    )
+    ref_point = np.full(n_cells, np.nan)
+    ref_reps = np.full_like(rep_val, np.nan)
+    ref_clusters = np.full(n_cells, n_clusters)
+    is_reference = np.zeros(n_cells, dtype=bool)
+    comp_clusters = np.array([c.pop("_complement_clusters") for c in cells], dtype=int)
+    if compare == "overall":
+        ref_point[:] = overall["value"] if overall["value"] is not None else np.nan
+        ref_reps[:] = rep_tot[:, None]
+    elif compare == "complement":
+        comp_den = tot_den - np.array([c["den"] for c in cells])
+        ref_point = _ratio(tot_num - np.array([c["num"] for c in cells]), comp_den)
+        ref_reps = comp_val
+        ref_clusters = comp_clusters
+    else:
+        start = 0
+        for family in families:
+            k = len(family.labels)
+            idx = np.arange(start, start + k)
+            start += k
+            candidates = idx[sufficient[idx] & np.isfinite(point[idx])]
+            if candidates.size == 0:
+                continue
+            if higher_is_worse is False or higher_is_worse is None:
+                best = candidates[np.argmax(point[candidates])]
+            else:
+                best = candidates[np.argmin(point[candidates])]
+            is_reference[best] = True
+            ref_point[idx] = point[best]
+            ref_reps[:, idx] = rep_val[:, [best]]
+            ref_clusters[idx] = cells[best]["clusters"]
+
+    gap = point - ref_point
+    gap_reps = rep_val - ref_reps
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        # Undefined cells have no finite replicate; their se is NaN and they are not tested.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        se = np.nanstd(gap_reps, axis=0, ddof=1) if n_boot > 1 else np.full(n_cells, np.nan)
+        ratio = point / ref_point
+        ratio_low, ratio_high = _percentile_ci(rep_val / ref_reps, confidence) if n_cells and n_boot else (np.full(n_cells, np.nan),) * 2
+    ref_ok = np.isfinite(ref_point) & (
+        (compare != "complement")
+        | ((comp_clusters >= min_clusters) & (np.array([n_rows - c["n"] for c in cells]) >= min_examples))
+    )
+    tested = sufficient & ref_ok & ~is_reference & np.isfinite(se)
+    df = np.maximum(np.minimum(np.array([c["clusters"] for c in cells]), ref_clusters) - 1, 1)
+    p = np.full(n_cells, np.nan)
+    gap_low = np.full(n_cells, np.nan)
+    gap_high = np.full(n_cells, np.nan)
+    quant = sstats.t.ppf(0.5 + confidence / 2.0, df)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstat = np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.where(gap == 0, 0.0, np.inf))
+    p[tested] = 2.0 * sstats.t.sf(np.abs(tstat[tested]), df[tested])
+    gap_low[tested] = gap[tested] - quant[tested] * se[tested]
+    gap_high[tested] = gap[tested] + quant[tested] * se[tested]
+    p_adj = np.full(n_cells, np.nan)
+    p_adj[tested] = adjust(p[tested], correction)
+    flagged = tested & (p_adj <= alpha)
+
+    groups = []
+    for j, cell in enumerate(cells):
+        if not (cell["den"] > 0):
+            status = "undefined"
+        elif not sufficient[j]:
+            status = "insufficient"
+        elif is_reference[j]:
+            status = "reference"
+        elif not ref_ok[j]:
+            status = "insufficient_reference"
+        else:
+            status = "tested"
+        show_ci = status in ("tested", "reference", "insufficient_reference")
+        direction = None
+        if flagged[j]:
+            if higher_is_worse is None:
+                direction = "higher" if gap[j] > 0 else "lower"
+            else:
+                direction = "worse" if (gap[j] > 0) == bool(higher_is_worse) else "better"
+        groups.append(
+            {
+                **cell,
+                "value": _none(point[j]),
+                "ci_low": _none(low[j]) if show_ci else None,
+                "ci_high": _none(high[j]) if show_ci else None,
+                "reference_value": _none(ref_point[j]),
+                "gap": _none(gap[j]) if status != "undefined" else None,
+                "gap_ci_low": _none(gap_low[j]),
+                "gap_ci_high": _none(gap_high[j]),
+                "ratio": _none(ratio[j]) if status != "undefined" else None,
+                "ratio_ci_low": _none(ratio_low[j]) if tested[j] else None,
+                "ratio_ci_high": _none(ratio_high[j]) if tested[j] else None,
+                "se": _none(se[j]) if tested[j] else None,
+                "df": int(df[j]) if tested[j] else None,
+                "p_value": _none(p[j]),
+                "p_adjusted": _none(p_adj[j]),
+                "flagged": bool(flagged[j]),
+                "direction": direction,
+                "status": status,
+            }
+        )
+    return {"overall": overall, "groups": groups, "n_tested": int(tested.sum())}
+
+
+def _none(x: Any) -> float | None:
+    x = float(x)
+    return None if not np.isfinite(x) else x

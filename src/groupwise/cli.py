@@ -1,0 +1,223 @@
+"""The ``groupwise`` command-line program.
+
+Commands only parse their options and call the library; heavy imports happen inside the
+commands so that ``groupwise --help`` is instant. A :class:`GroupwiseError` is printed as
+one paragraph with its fix and the program exits with status 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from groupwise._errors import GroupwiseError
+
+app = typer.Typer(
+    name="groupwise",
+    help="Task-relevant fairness testing: disaggregated audits with speaker-cluster statistics.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+_METRIC_HELP = "wer, cer, error_rate, fpr, fnr, selection_rate, mae, mse or ratio."
+
+
+def _console(quiet: bool = False):  # noqa: ANN202 - rich imported lazily
+    from rich.console import Console
+
+    return Console(quiet=quiet, width=None if sys.stdout.isatty() else 120)
+
+
+@app.command()
+def audit(
+    data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example.")],
+    metric: Annotated[str, typer.Option(help=f"What to measure: {_METRIC_HELP}")] = "wer",
+    by: Annotated[
+        Optional[list[str]],
+        typer.Option("--by", help="A grouping column; repeat for several families; COL1,COL2 for their intersection."),
+    ] = None,
+    group: Annotated[
+        Optional[list[str]],
+        typer.Option("--group", help="A group expression in DataFrame.query syntax, e.g. 'snr_db < 10 and accent != \"en-us\"'. Repeatable."),
+    ] = None,
+    cluster: Annotated[Optional[str], typer.Option(help="Column of the independently sampled unit (speaker, person).")] = None,
+    compare: Annotated[str, typer.Option(help="Reference of every gap: overall, complement (the rest) or best.")] = "overall",
+    correction: Annotated[str, typer.Option(help="Multiplicity correction across all groups: holm, bh or none.")] = "holm",
+    alpha: Annotated[float, typer.Option(help="Flag groups whose corrected p-value is at most this.")] = 0.05,
+    confidence: Annotated[float, typer.Option(help="Level of every interval.")] = 0.95,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap replicates (0: point estimates only).")] = 1000,
+    min_clusters: Annotated[int, typer.Option(help="Fewer clusters than this: 'insufficient', no interval or test.")] = 10,
+    min_examples: Annotated[int, typer.Option(help="Fewer examples than this: 'insufficient'.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap; same seed, same numbers.")] = 0,
+    reference: Annotated[str, typer.Option(help="Reference transcript column (wer, cer).")] = "reference",
+    hypothesis: Annotated[str, typer.Option(help="Hypothesis transcript column (wer, cer).")] = "hypothesis",
+    y_true: Annotated[str, typer.Option("--y-true", help="True label/value column.")] = "y_true",
+    y_pred: Annotated[str, typer.Option("--y-pred", help="Predicted label/value column.")] = "y_pred",
+    num: Annotated[str, typer.Option(help="Numerator column for --metric ratio.")] = "num",
+    den: Annotated[str, typer.Option(help="Denominator column for --metric ratio.")] = "den",
+    pos_label: Annotated[str, typer.Option("--pos-label", help="Positive label for fpr, fnr, selection_rate.")] = "1",
+    normalize: Annotated[str, typer.Option(help="Text normalisation: default (lowercase+punctuation+whitespace), none, or steps joined by +.")] = "default",
+    provenance: Annotated[
+        Optional[list[str]],
+        typer.Option("--provenance", help="COLUMN=PROVENANCE (self_reported, annotated, measured, synthetic, imputed). Repeatable."),
+    ] = None,
+    schema: Annotated[Optional[Path], typer.Option(help="YAML/JSON file with the provenance of columns.")] = None,
+    allow_imputed: Annotated[bool, typer.Option("--allow-imputed", help="Allow grouping by imputed protected attributes.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number and the settings to this JSON file.")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the tidy per-group table to this CSV file.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Save a plot of group values and intervals (PNG, SVG or PDF).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Audit a metric across groups, with cluster-bootstrap intervals and corrected tests.
+
+    Example: [bold]groupwise audit hyps.csv --by accent --by accent,noise --cluster speaker --json out.json[/]
+    """
+    from groupwise._audit import audit as run_audit
+    from groupwise._provenance import Provenance, load_schema, parse_assignments
+
+    prov = load_schema(schema) if schema is not None else Provenance()
+    prov = prov.merged(parse_assignments(provenance or []))
+    result = run_audit(
+        data,
+        metric=metric,
+        by=by,
+        groups=group,
+        cluster=cluster,
+        compare=compare,
+        correction=correction,
+        alpha=alpha,
+        confidence=confidence,
+        n_boot=n_boot,
+        min_clusters=min_clusters,
+        min_examples=min_examples,
+        seed=seed,
+        reference=reference,
+        hypothesis=hypothesis,
+        y_true=y_true,
+        y_pred=y_pred,
+        num=num,
+        den=den,
+        pos_label=pos_label,
+        normalize=normalize,
+        provenance=prov,
+        allow_imputed=allow_imputed,
+    )
+    console = _console(quiet)
+    result.render(console)
+    if json_out is not None:
+        result.to_json(json_out)
+        console.print(f"[dim]Wrote {json_out}[/]")
+    if csv_out is not None:
+        result.to_frame().to_csv(csv_out, index=False)
+        console.print(f"[dim]Wrote {csv_out}[/]")
+    if plot is not None:
+        result.plot(plot)
+        console.print(f"[dim]Wrote {plot}[/]")
+
+
+@app.command("coverage")
+def coverage_cmd(
+    data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example.")],
+    dims: Annotated[str, typer.Option(help="Dimensions whose combinations to list, e.g. accent,noise,device.")],
+    cluster: Annotated[Optional[str], typer.Option(help="Column of the independently sampled unit (speaker).")] = None,
+    metric: Annotated[str, typer.Option(help=f"Metric to plan interval widths for: auto, none, or {_METRIC_HELP}")] = "auto",
+    target_half_width: Annotated[
+        Optional[float], typer.Option("--target-half-width", help="Wanted interval half-width per cell (0.02 = 2 WER points).")
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+    min_clusters: Annotated[int, typer.Option(help="Cells with fewer clusters are 'thin'.")] = 10,
+    min_examples: Annotated[int, typer.Option(help="Cells with fewer examples are 'thin'.")] = 30,
+    reference: Annotated[str, typer.Option(help="Reference transcript column.")] = "reference",
+    hypothesis: Annotated[str, typer.Option(help="Hypothesis transcript column.")] = "hypothesis",
+    y_true: Annotated[str, typer.Option("--y-true", help="True label/value column.")] = "y_true",
+    y_pred: Annotated[str, typer.Option("--y-pred", help="Predicted label/value column.")] = "y_pred",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every cell to this JSON file.")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write every cell to this CSV file.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """List every combination of the dimensions: examples, clusters, thin and empty cells, and how many more clusters each needs.
+
+    Example: [bold]groupwise coverage hyps.csv --dims accent,noise --cluster speaker --target-half-width 0.03[/]
+    """
+    from groupwise._coverage import coverage
+
+    result = coverage(
+        data,
+        dims=dims,
+        cluster=cluster,
+        metric=None if metric == "none" else metric,
+        target_half_width=target_half_width,
+        confidence=confidence,
+        min_clusters=min_clusters,
+        min_examples=min_examples,
+        reference=reference,
+        hypothesis=hypothesis,
+        y_true=y_true,
+        y_pred=y_pred,
+    )
+    console = _console(quiet)
+    result.render(console)
+    if json_out is not None:
+        result.to_json(json_out)
+        console.print(f"[dim]Wrote {json_out}[/]")
+    if csv_out is not None:
+        result.to_frame().to_csv(csv_out, index=False)
+        console.print(f"[dim]Wrote {csv_out}[/]")
+
+
+@app.command()
+def example(
+    out: Annotated[Path, typer.Argument(help="Where to write the table (.csv, .tsv, .jsonl or .parquet).")],
+    kind: Annotated[str, typer.Option(help="speech (ASR transcripts by accent and noise) or tabular (classifier by demographics).")] = "speech",
+    rows: Annotated[int, typer.Option(help="Number of rows.")] = 6000,
+    speakers: Annotated[int, typer.Option(help="Number of speakers (speech only).")] = 240,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write a generated example table with known disparities, to try the other commands on."""
+    from groupwise._demo import write_table
+    from groupwise._example import speech_example, tabular_example
+
+    if kind == "speech":
+        frame = speech_example(rows, n_speakers=speakers, seed=seed)
+    elif kind == "tabular":
+        frame = tabular_example(rows, seed=seed)
+    else:
+        raise GroupwiseError(f"example kind {kind!r} is not known", fix="use --kind speech or --kind tabular")
+    write_table(frame, out)
+    _console().print(f"Wrote {len(frame):,} rows to {out}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report and its files.")] = Path("groupwise-demo"),
+    quick: Annotated[bool, typer.Option("--quick", help="A smaller run that finishes fast.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the main job end to end and write DIR/report.html."""
+    from groupwise._demo import run_demo
+
+    run_demo(out, quick=quick, seed=seed, console=_console())
+
+
+def main() -> None:
+    """Entry point of the ``groupwise`` program."""
+    try:
+        app()
+    except GroupwiseError as exc:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
