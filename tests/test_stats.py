@@ -118,10 +118,12 @@ def test_compare_best_and_complement():
     assert c0["reference_value"] == pytest.approx(c1["value"])
 
 
-def test_gap_interval_and_p_value_agree():
+def test_ratio_interval_and_p_value_agree():
     num, den, cluster = _data(seed=9)
     fam = Family("c", (cluster % 6).astype(np.int64), [{"c": i} for i in range(6)])
     out = analyse(num=num, den=den, cluster=cluster, n_clusters=60, families=[fam], n_boot=500, correction="none", min_clusters=5)
     for g in out["groups"]:
-        excludes_zero = g["gap_ci_low"] > 0 or g["gap_ci_high"] < 0
-        assert excludes_zero == (g["p_value"] < 0.05)
+        assert g["test_scale"] == "log"
+        excludes_one = g["ratio_ci_low"] > 1 or g["ratio_ci_high"] < 1
+        assert excludes_one == (g["p_value"] < 0.05)
+        assert g["gap_ci_low"] <= g["gap"] <= g["gap_ci_high"]
