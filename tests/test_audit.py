@@ -1,0 +1,176 @@
+"""End-to-end tests of groupwise.audit on tabular metrics, cross-checked with fairlearn."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate, selection_rate
+from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+import groupwise
+from groupwise import InputError, ProvenanceError, audit, tabular_example
+
+
+@pytest.fixture(scope="module")
+def tab():
+    return tabular_example(3000, seed=1)
+
+
+def _error_rate(y_true, y_pred):
+    return float(np.mean(np.asarray(y_true) != np.asarray(y_pred)))
+
+
+FAIRLEARN = {
+    "error_rate": _error_rate,
+    "fpr": false_positive_rate,
+    "fnr": false_negative_rate,
+    "selection_rate": selection_rate,
+    "mae": mean_absolute_error,
+    "mse": mean_squared_error,
+}
+
+
+@pytest.mark.parametrize("metric", list(FAIRLEARN))
+@pytest.mark.parametrize("by", [["sex"], ["race"], ["sex", "race"]])
+def test_group_values_equal_fairlearn(tab, metric, by):
+    result = audit(tab, metric=metric, by=",".join(by), cluster="household", n_boot=0)
+    mf = MetricFrame(metrics=FAIRLEARN[metric], y_true=tab["y_true"], y_pred=tab["y_pred"], sensitive_features=tab[by])
+    assert result.overall["value"] == pytest.approx(mf.overall)
+    for g in result.groups:
+        key = tuple(g["group"][c] for c in by)
+        expected = mf.by_group.loc[key if len(by) > 1 else key[0]]
+        assert g["value"] == pytest.approx(expected)
+    assert len(result.groups) == len(mf.by_group)
+
+
+def test_json_has_the_documented_shape(tab, tmp_path):
+    result = audit(tab, metric="fnr", by=["sex", "race"], cluster="household", n_boot=200, provenance={"sex": "self_reported"})
+    path = tmp_path / "out.json"
+    result.to_json(path)
+    data = json.loads(path.read_text())
+    assert data["metric"] == "fnr"
+    assert set(data["overall"]) >= {"value", "ci_low", "ci_high", "n", "clusters"}
+    keys = {"family", "group", "n", "clusters", "value", "ci_low", "ci_high", "gap", "gap_ci_low",
+            "gap_ci_high", "p_value", "p_adjusted", "flagged", "status"}
+    for g in data["groups"]:
+        assert keys <= set(g)
+    assert data["groups"][0]["family"] == "sex"
+    assert data["groups"][0]["group"] == {"sex": "female"}
+    assert data["settings"]["n_boot"] == 200 and data["settings"]["correction"] == "holm"
+    assert data["provenance"]["sex"] == {"provenance": "self_reported", "protected": True}
+    assert data["provenance"]["race"]["provenance"] == "unspecified"
+
+
+def test_known_disparity_is_flagged(tab):
+    result = audit(tab, metric="fnr", groups=["age >= 60"], by="sex", cluster="household", compare="complement")
+    older = next(g for g in result.groups if g["family"] == "age >= 60")
+    assert older["flagged"] and older["direction"] == "worse"
+    assert older["group"] == {"expression": "age >= 60"}
+    assert not any(g["flagged"] for g in result.groups if g["family"] == "sex")
+
+
+def test_expression_group_equals_query(tab):
+    result = audit(tab, metric="error_rate", groups='age < 30 and sex == "male"', n_boot=0)
+    sub = tab.query('age < 30 and sex == "male"')
+    g = result.groups[0]
+    assert g["n"] == len(sub)
+    assert g["value"] == pytest.approx(np.mean(sub.y_true != sub.y_pred))
+
+
+def test_input_kinds_give_the_same_result(tab, tmp_path):
+    base = audit(tab, metric="error_rate", by="race", cluster="household", n_boot=100).to_dict()
+    tab.to_csv(tmp_path / "t.csv", index=False)
+    tab.to_parquet(tmp_path / "t.parquet")
+    tab.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    tab.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    for source in (pl.from_pandas(tab), tmp_path / "t.csv", str(tmp_path / "t.parquet"), tmp_path / "t.jsonl", tmp_path / "t.tsv"):
+        other = audit(source, metric="error_rate", by="race", cluster="household", n_boot=100).to_dict()
+        assert other["groups"] == base["groups"]
+        assert other["overall"] == base["overall"]
+
+
+def test_to_frame_is_tidy(tab):
+    frame = audit(tab, metric="error_rate", by=["sex", "sex,race"], n_boot=50).to_frame()
+    assert len(frame) == 2 + 8
+    assert {"family", "label", "sex", "race", "value", "ci_low", "p_adjusted"} <= set(frame.columns)
+    assert frame.loc[frame.family == "sex", "race"].isna().all()
+
+
+def test_several_families_are_corrected_together(tab):
+    holm = audit(tab, metric="fnr", by=["sex", "race"], n_boot=200)
+    assert holm.settings["n_tested"] == 6
+    raw = [g["p_value"] for g in holm.groups]
+    assert [g["p_adjusted"] for g in holm.groups] == pytest.approx(groupwise._stats.holm(np.array(raw)).tolist())
+
+
+def test_missing_group_values_are_left_out_and_counted(tab):
+    df = tab.copy()
+    df["race"] = df["race"].astype(object)
+    df.loc[:9, "race"] = None
+    result = audit(df, metric="error_rate", by="race", n_boot=0)
+    assert sum(g["n"] for g in result.groups) == len(df) - 10
+    assert result.settings["missing_group_values"] == {"race": 10}
+
+
+def test_imputed_protected_attribute_is_refused(tab):
+    with pytest.raises(ProvenanceError, match="imputed"):
+        audit(tab, metric="error_rate", by="race", provenance={"race": "imputed"}, n_boot=0)
+    ok = audit(tab, metric="error_rate", by="race", provenance={"race": "imputed"}, allow_imputed=True, n_boot=0)
+    assert ok.provenance["race"]["provenance"] == "imputed"
+    # Not protected: an imputed noise label is fine.
+    df = tab.assign(noise=np.where(tab.age > 50, "loud", "quiet"))
+    audit(df, metric="error_rate", by="noise", provenance={"noise": "imputed"}, n_boot=0)
+
+
+def test_ratio_metric_and_pos_label():
+    df = pd.DataFrame({"num": [1, 2, 0, 4], "den": [10, 10, 5, 5], "g": ["a", "a", "b", "b"]})
+    r = audit(df, metric="ratio", by="g", n_boot=0, min_examples=1, min_clusters=1)
+    assert [g["value"] for g in r.groups] == pytest.approx([0.15, 0.4])
+    df2 = pd.DataFrame({"y_true": ["yes", "no", "yes", "no"], "y_pred": ["yes", "yes", "no", "no"], "g": ["a", "a", "b", "b"]})
+    r2 = audit(df2, metric="fpr", by="g", pos_label="yes", n_boot=0, min_examples=1, min_clusters=1)
+    assert [g["value"] for g in r2.groups] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"by": "nope"}, "group column 'nope' is not in the data"),
+        ({"by": "sex", "cluster": "nope"}, "cluster column 'nope'"),
+        ({}, "no groups were given"),
+        ({"by": "sex", "metric": "auc"}, "metric 'auc' is not known"),
+        ({"by": "sex", "n_boot": -1}, "'n_boot' parameter"),
+        ({"by": "sex", "alpha": 1.5}, "'alpha' parameter"),
+        ({"by": "sex", "compare": "worst"}, "'compare' parameter"),
+        ({"by": "sex", "correction": "bonferroni"}, "'correction' parameter"),
+        ({"groups": "age >> 3"}, "not allowed|not supported|operator"),
+        ({"groups": "agee > 3"}, "agee"),
+        ({"by": "sex", "metric": "wer"}, "reference column 'reference'"),
+        ({"by": "sex", "metric": "mae", "y_true": "sex"}, "holds text"),
+        ({"by": "sex", "metric": "fpr", "pos_label": 7}, "positive label 7 never occurs"),
+    ],
+)
+def test_bad_input_names_the_problem_and_the_fix(tab, kwargs, message):
+    kwargs = {"metric": "error_rate", **kwargs}
+    with pytest.raises(groupwise.GroupwiseError, match=message) as info:
+        audit(tab, **kwargs)
+    assert "Fix:" in str(info.value)
+
+
+def test_cluster_column_with_one_value(tab):
+    with pytest.raises(InputError, match="single value"):
+        audit(tab.assign(spk="x"), metric="error_rate", by="sex", cluster="spk")
+
+
+def test_empty_data_and_missing_labels(tab):
+    with pytest.raises(InputError, match="no rows"):
+        audit(tab.iloc[:0], metric="error_rate", by="sex")
+    df = tab.copy()
+    df["y_pred"] = df["y_pred"].astype(float)
+    df.loc[[3, 5], "y_pred"] = np.nan
+    with pytest.raises(InputError, match="missing labels") as info:
+        audit(df, metric="error_rate", by="sex")
+    assert info.value.rows == [3, 5]
