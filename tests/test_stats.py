@@ -121,9 +121,40 @@ def test_compare_best_and_complement():
 def test_ratio_interval_and_p_value_agree():
     num, den, cluster = _data(seed=9)
     fam = Family("c", (cluster % 6).astype(np.int64), [{"c": i} for i in range(6)])
-    out = analyse(num=num, den=den, cluster=cluster, n_clusters=60, families=[fam], n_boot=500, correction="none", min_clusters=5)
+    out = analyse(num=num, den=den, cluster=cluster, n_clusters=60, families=[fam], n_boot=500, correction="none", min_clusters=5, test="bootstrap")
     for g in out["groups"]:
-        assert g["test_scale"] == "log"
+        assert g["test"] == "bootstrap" and g["test_scale"] == "log"
         excludes_one = g["ratio_ci_low"] > 1 or g["ratio_ci_high"] < 1
         assert excludes_one == (g["p_value"] < 0.05)
         assert g["gap_ci_low"] <= g["gap"] <= g["gap_ci_high"]
+
+
+def test_permutation_test_is_used_for_nested_families_only():
+    num, den, cluster = _data()
+    nested = Family("parity", (cluster % 2).astype(np.int64), [{"parity": 0}, {"parity": 1}])
+    rows = np.arange(cluster.size)
+    crossed = Family("row", (rows % 2).astype(np.int64), [{"row": 0}, {"row": 1}])
+    out = analyse(num=num, den=den, cluster=cluster, n_clusters=60, families=[nested, crossed], n_boot=200)
+    assert [g["test"] for g in out["groups"]] == ["permutation"] * 2 + ["bootstrap"] * 2
+    assert out["n_perm"] >= 1000
+    assert out["groups"][1]["flagged"]  # odd clusters really are worse
+    with pytest.raises(Exception, match="nested"):
+        analyse(num=num, den=den, cluster=cluster, n_clusters=60, families=[crossed], n_boot=50, test="permutation")
+
+
+def test_permutation_p_values_are_exact_under_exchangeability():
+    # Under the null the p-values of one group are (discretely) uniform.
+    rng = np.random.default_rng(3)
+    ps = []
+    for rep in range(300):
+        cluster = np.repeat(np.arange(30), 4)
+        den = np.full(cluster.size, 10.0)
+        num = rng.binomial(10, np.exp(rng.normal(0, 0.8, 30))[cluster] * 0.05).astype(float)
+        fam = Family("g", (np.arange(30) % 3)[cluster].astype(np.int64), [{"g": i} for i in range(3)])
+        out = analyse(num=num, den=den, cluster=cluster, n_clusters=30, families=[fam], n_boot=20,
+                      n_perm=199, seed=rep, min_clusters=2, test="permutation")
+        ps.append(out["groups"][0]["p_value"])
+    ps = np.array(ps)
+    assert ps.min() >= 1 / 200
+    for level in (0.05, 0.2, 0.5):
+        assert abs((ps <= level).mean() - level) < 3 * np.sqrt(level * (1 - level) / 300) + 0.01

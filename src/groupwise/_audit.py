@@ -25,6 +25,7 @@ __all__ = ["audit"]
 
 _COMPARES = ("overall", "complement", "best")
 _CORRECTIONS = ("holm", "bh", "none")
+_TESTS = ("auto", "bootstrap", "permutation")
 
 
 def audit(
@@ -36,6 +37,8 @@ def audit(
     cluster: str | None = None,
     compare: str = "overall",
     correction: str = "holm",
+    test: str = "auto",
+    n_perm: int | None = None,
     alpha: float = 0.05,
     confidence: float = 0.95,
     n_boot: int = 1000,
@@ -82,6 +85,16 @@ def audit(
     correction : {"holm", "bh", "none"}, default="holm"
         Multiplicity correction across every group tested in the run: Holm controls the
         family-wise error rate, Benjamini-Hochberg (``"bh"``) the false discovery rate.
+    test : {"auto", "bootstrap", "permutation"}, default="auto"
+        How each gap is tested. ``"permutation"`` shuffles groups among clusters (exact
+        when clusters are nested in groups, as speakers in accents are); ``"bootstrap"`` is
+        a t test of the log ratio with the bootstrap standard error (any design);
+        ``"auto"`` takes the permutation test for every family whose clusters are nested
+        in its groups and ``compare`` is not ``"best"``, the bootstrap test otherwise. Each
+        group's ``test`` field says which was used.
+    n_perm : int, optional
+        Permutations; by default enough for the smallest corrected p-value to reach
+        ``alpha`` (``max(1000, 2 * groups / alpha)``, at most 20,000).
     alpha : float, default=0.05
         A group is flagged when its corrected p-value is at most ``alpha``.
     confidence : float, default=0.95
@@ -134,6 +147,9 @@ def audit(
     spec = get_metric(metric)
     compare = _choice(compare, "compare", _COMPARES)
     correction = _choice(correction, "correction", _CORRECTIONS)
+    test = _choice(test, "test", _TESTS)
+    if n_perm is not None:
+        check_scalar(n_perm, "n_perm", int, min_val=1)
     check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(confidence, "confidence", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(n_boot, "n_boot", int, min_val=0)
@@ -208,6 +224,8 @@ def audit(
         min_clusters=min_clusters,
         min_examples=min_examples,
         higher_is_worse=spec.higher_is_worse,
+        test=test,  # type: ignore[arg-type]
+        n_perm=n_perm,
     )
     settings = {
         "metric": spec.name,
@@ -227,7 +245,12 @@ def audit(
         "pos_label": _plain(pos_label) if spec.name in ("fpr", "fnr", "selection_rate") else None,
         "allow_imputed": allow_imputed,
         "bootstrap": "joint multinomial cluster bootstrap" if cluster else "multinomial row bootstrap (rows as clusters)",
-        "test": "bootstrap standard error with Student t (clusters - 1 df)",
+        "test": test,
+        "n_perm": stats["n_perm"],
+        "tests": {
+            "bootstrap": "t test of the log ratio, bootstrap standard error, Student t with clusters - 1 df",
+            "permutation": "groups shuffled among clusters, two-sided, p = (1 + exceedances) / (1 + permutations)",
+        },
         "missing_group_values": missing,
         "n_tested": stats["n_tested"],
     }

@@ -46,6 +46,10 @@ __all__ = ["Family", "bootstrap_weights", "holm", "benjamini_hochberg", "adjust"
 
 Compare = Literal["overall", "complement", "best"]
 Correction = Literal["holm", "bh", "none"]
+Test = Literal["auto", "bootstrap", "permutation"]
+
+# Permutation tests stop being cheap past this many (cluster x permutation) draws.
+_PERM_BUDGET = 400_000_000
 
 # Replicates are processed in batches so that a batch of weights stays near this many entries.
 _BATCH_ENTRIES = 4_000_000
@@ -206,6 +210,8 @@ def analyse(
     min_clusters: int = 10,
     min_examples: int = 30,
     higher_is_worse: bool | None = True,
+    test: Test = "auto",
+    n_perm: int | None = None,
 ) -> dict[str, Any]:
     """Group values, intervals, gaps and corrected tests for every cell of every family.
 
@@ -239,6 +245,7 @@ def analyse(
     ]
     cells: list[dict[str, Any]] = []
     num_blocks: list[sparse.csr_matrix] = []
+    family_layout: list[tuple[str, int, int, np.ndarray | None]] = []
     den_blocks: list[sparse.csr_matrix] = []
     for family in families:
         k = len(family.labels)
@@ -261,6 +268,12 @@ def analyse(
             name: np.bincount(family.codes[keep], weights=values[keep], minlength=k)
             for name, values in extra.items()
         }
+        # A family is nested when every cluster sits in one cell (or outside all of them):
+        # then permuting cells across clusters is exact under the null.
+        cluster_label = np.full(n_clusters, -1, dtype=np.int64)
+        cluster_label[cluster] = family.codes
+        nested = bool(np.array_equal(cluster_label[cluster], family.codes))
+        family_layout.append((family.name, len(cells), k, cluster_label if nested else None))
         for j, label in enumerate(family.labels):
             cells.append(
                 {
@@ -355,6 +368,28 @@ def analyse(
     gap_low = np.where(tested, gap_low, np.nan)
     gap_high = np.where(tested, gap_high, np.nan)
     se = stat_se
+    method = np.where(tested, "bootstrap", None).astype(object)
+    if test != "bootstrap" and compare != "best" and tested.any():
+        m = int(tested.sum())
+        draws = n_perm if n_perm is not None else int(min(20_000, max(1_000, np.ceil(2 * m / alpha))))
+        rng = np.random.default_rng(None if seed is None else seed + 7919)
+        cluster_num = np.bincount(cluster, weights=num, minlength=n_clusters)
+        cluster_den = np.bincount(cluster, weights=den, minlength=n_clusters)
+        for name, start, k, labels in family_layout:
+            idx = np.arange(start, start + k)
+            if not tested[idx].any():
+                continue
+            if labels is None or (test == "auto" and n_clusters * draws > _PERM_BUDGET):
+                if test == "permutation":
+                    raise _not_nested(name, labels is None)
+                continue
+            perm_p = _permutation_p(labels, k, cluster_num, cluster_den, compare, draws, rng)
+            use = idx[tested[idx]]
+            p[use] = perm_p[use - start]
+            method[use] = "permutation"
+        n_perm_used = draws
+    else:
+        n_perm_used = 0
     p_adj = np.full(n_cells, np.nan)
     p_adj[tested] = adjust(p[tested], correction)
     flagged = tested & (p_adj <= alpha)
@@ -392,7 +427,8 @@ def analyse(
                 "ratio_ci_low": _none(ratio_low[j]) if tested[j] else None,
                 "ratio_ci_high": _none(ratio_high[j]) if tested[j] else None,
                 "se": _none(se[j]) if tested[j] else None,
-                "test_scale": ("log" if on_log[j] else "sqrt") if tested[j] else None,
+                "test": method[j],
+                "test_scale": ("log" if on_log[j] else "sqrt") if method[j] == "bootstrap" else None,
                 "df": int(df[j]) if tested[j] else None,
                 "p_value": _none(p[j]),
                 "p_adjusted": _none(p_adj[j]),
@@ -401,7 +437,69 @@ def analyse(
                 "status": status,
             }
         )
-    return {"overall": overall, "groups": groups, "n_tested": int(tested.sum())}
+    return {"overall": overall, "groups": groups, "n_tested": int(tested.sum()), "n_perm": n_perm_used}
+
+
+def _not_nested(name: str, not_nested: bool) -> Exception:
+    from groupwise._errors import InputError
+
+    if not_nested:
+        return InputError(
+            f"a permutation test needs clusters nested in groups, but in the family {name!r} some "
+            "clusters (speakers) have rows in several groups",
+            fix="use test='auto' (--test auto), which takes the bootstrap test for such families",
+        )
+    return InputError(
+        f"a permutation test of the family {name!r} would need more than {_PERM_BUDGET:,} draws",
+        fix="use test='auto' or 'bootstrap', or pass fewer permutations (n_perm)",
+    )
+
+
+def _perm_stat(gnum: np.ndarray, gden: np.ndarray, tot_num: float, tot_den: float, compare: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = gnum / gden
+        if compare == "complement":
+            return value - (tot_num - gnum) / (tot_den - gden)
+        return value - tot_num / tot_den
+
+
+def _permutation_p(
+    labels: np.ndarray,
+    k: int,
+    cluster_num: np.ndarray,
+    cluster_den: np.ndarray,
+    compare: str,
+    n_perm: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Two-sided permutation p-values of every cell of a nested family.
+
+    Under the null that a group's clusters are exchangeable with all others, shuffling the
+    cells among clusters (group sizes in clusters fixed) gives the exact null distribution
+    of the gap, however skewed the speakers' error rates are. The statistic is the gap on
+    the metric's own scale, so zero error counts need no special case. p is
+    (1 + exceedances) / (1 + permutations), never zero.
+    """
+    n_clusters = labels.size
+    slots = labels + 1  # 0 is "outside every cell"
+    tot_num, tot_den = float(cluster_num.sum()), float(cluster_den.sum())
+    obs = _perm_stat(
+        np.bincount(slots, weights=cluster_num, minlength=k + 1)[1:],
+        np.bincount(slots, weights=cluster_den, minlength=k + 1)[1:],
+        tot_num, tot_den, compare,
+    )
+    threshold = np.abs(obs) * (1 - 1e-10)
+    exceed = np.zeros(k)
+    batch = max(1, min(n_perm, _BATCH_ENTRIES // max(n_clusters, 1)))
+    for start in range(0, n_perm, batch):
+        b = min(batch, n_perm - start)
+        shuffled = rng.permuted(np.tile(slots, (b, 1)), axis=1)
+        flat = (shuffled + (k + 1) * np.arange(b)[:, None]).ravel()
+        gnum = np.bincount(flat, weights=np.tile(cluster_num, b), minlength=b * (k + 1)).reshape(b, k + 1)[:, 1:]
+        gden = np.bincount(flat, weights=np.tile(cluster_den, b), minlength=b * (k + 1)).reshape(b, k + 1)[:, 1:]
+        with np.errstate(invalid="ignore"):
+            exceed += (np.abs(_perm_stat(gnum, gden, tot_num, tot_den, compare)) >= threshold).sum(axis=0)
+    return (1.0 + exceed) / (1.0 + n_perm)
 
 
 def _small_sample(k: np.ndarray) -> np.ndarray:

@@ -1,0 +1,422 @@
+"""Bulk word- and character-level edit counts, identical to jiwer's.
+
+:func:`word_edits` and :func:`char_edits` return, for every (reference, hypothesis) pair,
+the substitutions, deletions, insertions and hits of the alignment that jiwer 4's
+``process_words`` / ``process_characters`` would report: jiwer takes
+``rapidfuzz.distance.Levenshtein.opcodes`` of each pair, and where several minimal
+alignments exist the S/D/I split is rapidfuzz's choice, so the same choice is made here.
+
+How it is fast (a million ten-word pairs take about 1.5-2 s on two cores):
+
+1. Words are split and dictionary-encoded in bulk by polars with one vocabulary shared by
+   references and hypotheses.
+2. Each word id becomes one Unicode code point (1, 2, ... skipping the surrogates
+   U+D800-U+DFFF), so each utterance becomes a short Python string that rapidfuzz
+   compares in C++. Vocabularies too large for the code-point range (over 1,112,063
+   distinct words) fall back to lists of ints, which is slower but exact.
+3. ``rapidfuzz.process.cpdist`` gives all Levenshtein distances ``d`` at once.
+4. With ``n`` reference and ``m`` hypothesis tokens, ``I - D = m - n`` and
+   ``S + D + I = d``, so ``S + 2 min(I, D) = d - |m - n|``: the split is forced unless
+   that is at least 2. It is also forced when the longest common subsequence ``L``
+   leaves no room for more hits (hits ``= min(n, m) - (d - |m - n|) + min(I, D) <= L``).
+   Only the pairs left (a few per cent of typical ASR output) go through
+   ``Levenshtein.editops`` one by one.
+
+Characters skip steps 1 and 2: the strings, stripped of surrounding whitespace as jiwer's
+``cer_default`` does, are the sequences (inner spaces count as characters).
+
+Words are ``str.split()`` tokens, i.e. runs of non-whitespace. jiwer's ``wer_default``
+splits on single spaces after collapsing runs of two or more whitespace characters, so
+the two agree on any text where a lone whitespace character between words is a plain
+space, which is always the case after the ``whitespace`` normalisation step
+(:mod:`groupwise._text`). Word splitting is fastest on such text: a run of several
+spaces, a tab or an empty string makes the affected rows go through Python.
+
+Empty references are allowed, as in jiwer 4: such a pair has ``ref_len`` 0 and one
+insertion per hypothesis word. A corpus error rate is a ratio of sums,
+``sum(errors) / sum(ref_len)``, so an empty reference adds nothing to the denominator
+and its insertions to the numerator; no per-utterance rate is ever divided by zero.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import polars as pl
+from rapidfuzz.distance import Levenshtein, LCSseq
+from rapidfuzz.process import cpdist
+
+from groupwise._errors import InputError
+from groupwise._text import (
+    _as_list,
+    _as_series,
+    _coerce_texts,
+    _regex_class,
+    _whitespace_codepoints,
+)
+
+__all__ = ["EditCounts", "word_edits", "char_edits"]
+
+_SURROGATES = 0xD800
+_N_SURROGATES = 0x800
+# Word ids 0..N-1 map to code points 1..0x10FFFF minus the surrogate block.
+_MAX_CODEPOINT_VOCAB = 0x10FFFF - _N_SURROGATES
+# Rows are turned into strings in chunks, padded to the chunk's longest row; chunks whose
+# longest row is beyond this many tokens are sliced row by row instead of padded, so one
+# long utterance cannot blow up a chunk's memory.
+_CHUNK_ROWS = 1 << 16
+_PAD_WIDTH = 64
+
+
+@dataclass(frozen=True, eq=False)
+class EditCounts:
+    """Per-pair edit counts (read-only int64 arrays, one entry per pair).
+
+    Attributes
+    ----------
+    substitutions, deletions, insertions, hits : numpy.ndarray
+        The alignment's operations; ``hits + substitutions + deletions == ref_len`` and
+        ``hits + substitutions + insertions == hyp_len``.
+    ref_len, hyp_len : numpy.ndarray
+        Words (or characters) in the reference and the hypothesis.
+
+    Examples
+    --------
+    >>> e = word_edits(["a b c"], ["a x c d"])
+    >>> e.substitutions.tolist(), e.insertions.tolist(), e.errors.tolist()
+    ([1], [1], [2])
+    >>> e.totals()["ref_len"]
+    3
+    """
+
+    substitutions: np.ndarray
+    deletions: np.ndarray
+    insertions: np.ndarray
+    hits: np.ndarray
+    ref_len: np.ndarray
+    hyp_len: np.ndarray
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            arr = np.ascontiguousarray(getattr(self, f.name), dtype=np.int64)
+            arr.setflags(write=False)
+            object.__setattr__(self, f.name, arr)
+
+    @property
+    def errors(self) -> np.ndarray:
+        """Substitutions + deletions + insertions, per pair."""
+        return self.substitutions + self.deletions + self.insertions
+
+    def __len__(self) -> int:
+        return len(self.ref_len)
+
+    def totals(self) -> dict[str, int]:
+        """Sums over all pairs, as Python ints (the corpus WER is errors / ref_len)."""
+        out = {f.name: int(getattr(self, f.name).sum()) for f in fields(self)}
+        out["errors"] = out["substitutions"] + out["deletions"] + out["insertions"]
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# Public functions.
+
+
+def word_edits(references: Any, hypotheses: Any, *, workers: int = -1) -> EditCounts:
+    """Word-level substitutions, deletions, insertions and hits of each pair.
+
+    Parameters
+    ----------
+    references, hypotheses : sequence of str, numpy array, pandas or polars Series
+        Already normalised transcripts, one pair per position, equal lengths. Words are
+        ``str.split()`` tokens.
+    workers : int, default -1
+        Threads for rapidfuzz (-1: all cores).
+
+    Returns
+    -------
+    EditCounts
+        Equal to jiwer 4's ``process_words`` on each pair.
+
+    Raises
+    ------
+    InputError
+        Lengths differ, or an entry is None, NaN or not a string (rows are listed).
+
+    Examples
+    --------
+    >>> e = word_edits(["the cat sat", "", "a b"], ["the cat sat down", "uh", ""])
+    >>> e.insertions.tolist(), e.deletions.tolist(), e.ref_len.tolist()
+    ([1, 1, 0], [0, 0, 2], [3, 0, 2])
+    """
+    _check_workers(workers)
+    refs, hyps = _coerce_pair(references, hypotheses)
+    if len(refs) == 0:
+        return _empty()
+    encoded = _encode_polars(refs, hyps)
+    if encoded is None:
+        encoded = _encode_python(_as_list(refs), _as_list(hyps))
+    (r_ids, r_offs), (h_ids, h_offs), vocab_size = encoded
+    a = _sequences(r_ids, r_offs, vocab_size)
+    b = _sequences(h_ids, h_offs, vocab_size)
+    return _count(a, b, np.diff(r_offs), np.diff(h_offs), workers)
+
+
+def char_edits(references: Any, hypotheses: Any, *, workers: int = -1) -> EditCounts:
+    """Character-level substitutions, deletions, insertions and hits of each pair.
+
+    Each string is stripped of surrounding whitespace and compared character by
+    character, inner spaces included, as jiwer's ``cer_default`` transform does.
+
+    Parameters
+    ----------
+    references, hypotheses : sequence of str, numpy array, pandas or polars Series
+        Already normalised transcripts, one pair per position, equal lengths.
+    workers : int, default -1
+        Threads for rapidfuzz (-1: all cores).
+
+    Returns
+    -------
+    EditCounts
+        Equal to jiwer 4's ``process_characters`` on each pair.
+
+    Raises
+    ------
+    InputError
+        Lengths differ, or an entry is None, NaN or not a string (rows are listed).
+
+    Examples
+    --------
+    >>> e = char_edits([" abc "], ["abd"])
+    >>> e.substitutions.tolist(), e.ref_len.tolist(), e.hyp_len.tolist()
+    ([1], [3], [3])
+    """
+    _check_workers(workers)
+    refs, hyps = _coerce_pair(references, hypotheses)
+    a = list(map(str.strip, _as_list(refs)))
+    b = list(map(str.strip, _as_list(hyps)))
+    if not a:
+        return _empty()
+    n = np.fromiter(map(len, a), dtype=np.int64, count=len(a))
+    m = np.fromiter(map(len, b), dtype=np.int64, count=len(b))
+    return _count(a, b, n, m, workers)
+
+
+# ---------------------------------------------------------------------------------------
+# Input checks.
+
+
+def _check_workers(workers: object) -> None:
+    if (
+        isinstance(workers, bool)
+        or not isinstance(workers, int | np.integer)
+        or not (workers == -1 or workers >= 1)
+    ):
+        raise InputError(
+            f"workers={workers!r} is not a thread count",
+            fix="pass workers=-1 (all cores) or a positive integer",
+        )
+
+
+def _coerce_pair(references: Any, hypotheses: Any) -> tuple[list[str] | pl.Series, ...]:
+    refs = _coerce_texts(references, "references")
+    hyps = _coerce_texts(hypotheses, "hypotheses")
+    if len(refs) != len(hyps):
+        raise InputError(
+            f"there are {len(refs)} references but {len(hyps)} hypotheses",
+            fix="pass one hypothesis per reference, in the same order",
+        )
+    return refs, hyps
+
+
+def _empty() -> EditCounts:
+    z = np.zeros(0, dtype=np.int64)
+    return EditCounts(z, z, z, z, z, z)
+
+
+# ---------------------------------------------------------------------------------------
+# Step 1: tokenise and encode. Each side is (flat word ids, row offsets) with offsets[0] 0.
+
+_Tokens = tuple[np.ndarray, np.ndarray]
+
+
+def _encode_polars(
+    refs: list[str] | pl.Series, hyps: list[str] | pl.Series
+) -> tuple[_Tokens, _Tokens, int] | None:
+    """Split on single spaces and encode with one polars Categorical; then repair rows
+    whose tokens were empty or held other whitespace, so words are ``str.split()``'s."""
+    if not hasattr(pl, "Categories"):  # polars < 1.32 has no private category mappings
+        return None
+    r_series, h_series = _as_series(refs), _as_series(hyps)
+    if r_series is None or h_series is None:
+        return None
+    # A fresh mapping per call keeps ids dense from 0 and is freed with the data; the
+    # process-wide default one would only ever grow.
+    cats = pl.Categories.random()
+    dtype = pl.Categorical(cats)
+    keepalive = pl.Series([], dtype=dtype)  # the mapping lives while something uses it
+    split = (
+        pl.DataFrame({"r": r_series, "h": h_series})
+        .lazy()
+        .select(pl.col("r").str.split(" "), pl.col("h").str.split(" "))
+        .collect()
+    )
+    # explode + cast is about twice as fast as casting inside list.eval
+    ids = pl.collect_all(
+        [split.lazy().select(pl.col(c).explode().cast(dtype).to_physical()) for c in "rh"]
+    )
+    vocab = cats.to_series()
+    del keepalive
+    sides = [_flat(ids[j].to_series(), split[c].list.len()) for j, c in enumerate("rh")]
+    # Both checks run on the vocabulary (thousands of words), not on the tokens.
+    dirty = (
+        vocab.str.contains(_regex_class(_whitespace_codepoints())) | (vocab.str.len_bytes() == 0)
+    ).fill_null(False)
+    dirty_ids = dirty.arg_true().to_numpy()
+    vocab_size = len(vocab)
+    if dirty_ids.size:
+        word_ids = {w: i for i, w in enumerate(vocab.to_list()) if w is not None}
+        for j, texts in enumerate((refs, hyps)):
+            sides[j] = _resplit(*sides[j], dirty_ids, texts, word_ids)
+        vocab_size = max(vocab_size, len(word_ids))
+    return sides[0], sides[1], vocab_size
+
+
+def _flat(ids: pl.Series, lens: pl.Series) -> _Tokens:
+    offs = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens.to_numpy(), out=offs[1:])
+    flat = ids.to_numpy()
+    if len(flat) != offs[-1]:  # str.split never yields an empty list, so never happens
+        raise RuntimeError("word count mismatch while encoding transcripts")
+    return flat, offs
+
+
+def _resplit(
+    ids: np.ndarray,
+    offs: np.ndarray,
+    dirty_ids: np.ndarray,
+    texts: list[str] | pl.Series,
+    word_ids: dict[str, int],
+) -> _Tokens:
+    """Re-tokenise with ``str.split()`` the rows holding a dirty token."""
+    positions = np.flatnonzero(np.isin(ids, dirty_ids))
+    if positions.size == 0:
+        return ids, offs
+    rows = np.unique(np.searchsorted(offs, positions, side="right") - 1)
+    if isinstance(texts, pl.Series):
+        originals = texts.gather(rows).to_list()
+    else:
+        originals = [texts[i] for i in rows.tolist()]
+    get = word_ids.setdefault
+    new = [[get(w, len(word_ids)) for w in s.split()] for s in originals]
+    lens = np.diff(offs)
+    new_lens = lens.copy()
+    new_lens[rows] = [len(x) for x in new]
+    new_offs = np.zeros(len(offs), dtype=np.int64)
+    np.cumsum(new_lens, out=new_offs[1:])
+    out = np.empty(int(new_offs[-1]), dtype=np.int64)
+    kept = np.ones(len(lens), dtype=bool)
+    kept[rows] = False
+    kept_new = np.repeat(kept, new_lens)
+    out[kept_new] = ids[np.repeat(kept, lens)]
+    out[~kept_new] = np.fromiter(chain.from_iterable(new), dtype=np.int64)
+    return out, new_offs
+
+
+def _encode_python(refs: list[str], hyps: list[str]) -> tuple[_Tokens, _Tokens, int]:
+    """Reference encoder for what polars cannot hold (lone surrogates)."""
+    word_ids: dict[str, int] = {}
+    get = word_ids.setdefault
+
+    def side(texts: list[str]) -> _Tokens:
+        rows = [[get(w, len(word_ids)) for w in s.split()] for s in texts]
+        offs = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, rows), dtype=np.int64, count=len(rows)), out=offs[1:])
+        ids = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(offs[-1]))
+        return ids, offs
+
+    r, h = side(refs), side(hyps)
+    return r, h, len(word_ids)
+
+
+# ---------------------------------------------------------------------------------------
+# Step 2: one sequence per row for rapidfuzz.
+
+
+def _sequences(ids: np.ndarray, offs: np.ndarray, vocab_size: int) -> list[Any]:
+    if vocab_size > _MAX_CODEPOINT_VOCAB:
+        flat = ids.tolist()
+        o = offs.tolist()
+        return [flat[i:j] for i, j in zip(o, o[1:])]
+    cps = ids.astype(np.uint32) + 1
+    cps[cps >= _SURROGATES] += _N_SURROGATES
+    return _rows_as_strings(cps, offs)
+
+
+def _rows_as_strings(cps: np.ndarray, offs: np.ndarray) -> list[str]:
+    """Row ``i`` is ``cps[offs[i]:offs[i+1]]`` as a str (no zeros, no surrogates)."""
+    n = len(offs) - 1
+    lens = np.diff(offs)
+    out: list[str] = []
+    for start in range(0, n, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, n)
+        chunk_lens = lens[start:stop]
+        seg = cps[offs[start] : offs[stop]]
+        width = max(int(chunk_lens.max()), 1)
+        if width <= _PAD_WIDTH:
+            # numpy drops the trailing NUL padding when it turns a <U{width} row into str.
+            pad = np.zeros((stop - start, width), dtype=np.uint32)
+            pad[np.arange(width) < chunk_lens[:, None]] = seg
+            out.extend(pad.view(f"<U{width}").ravel().tolist())
+        else:
+            text = codecs.utf_32_le_decode(np.ascontiguousarray(seg, dtype="<u4"))[0]
+            o = (offs[start : stop + 1] - offs[start]).tolist()
+            out.extend([text[i:j] for i, j in zip(o, o[1:])])
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Steps 3-4: distances in bulk, then S/D/I.
+
+
+def _count(
+    a: Sequence[Any], b: Sequence[Any], n: np.ndarray, m: np.ndarray, workers: int
+) -> EditCounts:
+    n = n.astype(np.int64, copy=False)
+    m = m.astype(np.int64, copy=False)
+    dist = cpdist(a, b, scorer=Levenshtein.distance, dtype=np.int64, workers=workers)
+    gap = m - n
+    free = dist - np.abs(gap)  # S + 2 min(I, D)
+    fewer = np.minimum(n, m)
+    both = np.zeros(len(n), dtype=np.int64)  # min(I, D)
+    open_rows = np.flatnonzero(free >= 2)
+    if open_rows.size:
+        sub_a = [a[i] for i in open_rows.tolist()]
+        sub_b = [b[i] for i in open_rows.tolist()]
+        lcs = cpdist(sub_a, sub_b, scorer=LCSseq.similarity, dtype=np.int64, workers=workers)
+        # hits = fewer - free + min(I, D) cannot exceed the LCS
+        room = lcs - (fewer[open_rows] - free[open_rows])
+        pick = np.flatnonzero(room > 0)
+        if pick.size:
+            rows = open_rows[pick]
+            chosen = pick.tolist()
+            subs = _substitutions([sub_a[i] for i in chosen], [sub_b[i] for i in chosen])
+            both[rows] = (free[rows] - subs) // 2
+    substitutions = free - 2 * both
+    deletions = both + np.maximum(-gap, 0)
+    insertions = both + np.maximum(gap, 0)
+    hits = n - substitutions - deletions
+    return EditCounts(substitutions, deletions, insertions, hits, n, m)
+
+
+def _substitutions(a: list[Any], b: list[Any]) -> np.ndarray:
+    """Replace operations in rapidfuzz's own alignment of each pair (jiwer's choice)."""
+    editops = Levenshtein.editops
+    tag = itemgetter(0)
+    counts = [list(map(tag, editops(x, y).as_list())).count("replace") for x, y in zip(a, b)]
+    return np.array(counts, dtype=np.int64)

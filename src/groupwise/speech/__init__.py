@@ -1,0 +1,1 @@
+"""Speech: corpora, synthetic accented speech, recognisers and last-mile conditions."""
