@@ -263,6 +263,8 @@ def _texts(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
             fix=f"point --{role} at the column with the {role} text",
         )
     values = series.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values
     not_text = np.fromiter((not isinstance(v, str) for v in values), dtype=bool, count=len(values))
     if not_text.any():
         raise InputError(
