@@ -34,7 +34,7 @@ discovery rate).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -383,7 +383,7 @@ def analyse(
                 if test == "permutation":
                     raise _not_nested(name, labels is None)
                 continue
-            perm_p = _permutation_p(labels, k, cluster_num, cluster_den, compare, draws, rng)
+            perm_p = permutation_p(labels, k, [cluster_num, cluster_den], gap_statistic(compare), draws, rng)
             use = idx[tested[idx]]
             p[use] = perm_p[use - start]
             method[use] = "permutation"
@@ -455,50 +455,57 @@ def _not_nested(name: str, not_nested: bool) -> Exception:
     )
 
 
-def _perm_stat(gnum: np.ndarray, gden: np.ndarray, tot_num: float, tot_den: float, compare: str) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = gnum / gden
-        if compare == "complement":
-            return value - (tot_num - gnum) / (tot_den - gden)
-        return value - tot_num / tot_den
+def gap_statistic(compare: str) -> Callable[[list[np.ndarray], list[float]], np.ndarray]:
+    """The permutation statistic of a group's gap: its value minus the reference value."""
+
+    def stat(sums: list[np.ndarray], totals: list[float]) -> np.ndarray:
+        gnum, gden = sums
+        tot_num, tot_den = totals
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = gnum / gden
+            if compare == "complement":
+                return value - (tot_num - gnum) / (tot_den - gden)
+            return value - tot_num / tot_den
+
+    return stat
 
 
-def _permutation_p(
+def permutation_p(
     labels: np.ndarray,
     k: int,
-    cluster_num: np.ndarray,
-    cluster_den: np.ndarray,
-    compare: str,
+    cluster_sums: Sequence[np.ndarray],
+    statistic: Callable[[list[np.ndarray], list[float]], np.ndarray],
     n_perm: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Two-sided permutation p-values of every cell of a nested family.
+    """Two-sided permutation p-values of every cell of a family whose clusters are nested.
 
     Under the null that a group's clusters are exchangeable with all others, shuffling the
     cells among clusters (group sizes in clusters fixed) gives the exact null distribution
-    of the gap, however skewed the speakers' error rates are. The statistic is the gap on
-    the metric's own scale, so zero error counts need no special case. p is
+    of any statistic of the groups' sums, however skewed the speakers' error rates are.
+    ``labels`` is each cluster's cell in ``[-1, k)`` (-1: outside every cell);
+    ``cluster_sums`` are per-cluster sums (num, den, ...); ``statistic(sums, totals)``
+    maps per-cell sums (each of shape ``(batch, k)``) and the totals to the statistic. p is
     (1 + exceedances) / (1 + permutations), never zero.
     """
     n_clusters = labels.size
     slots = labels + 1  # 0 is "outside every cell"
-    tot_num, tot_den = float(cluster_num.sum()), float(cluster_den.sum())
-    obs = _perm_stat(
-        np.bincount(slots, weights=cluster_num, minlength=k + 1)[1:],
-        np.bincount(slots, weights=cluster_den, minlength=k + 1)[1:],
-        tot_num, tot_den, compare,
-    )
-    threshold = np.abs(obs) * (1 - 1e-10)
+    totals = [float(a.sum()) for a in cluster_sums]
+    observed = [np.bincount(slots, weights=a, minlength=k + 1)[None, 1:] for a in cluster_sums]
+    with np.errstate(invalid="ignore"):
+        threshold = np.abs(statistic(observed, totals)[0]) * (1 - 1e-10)
     exceed = np.zeros(k)
     batch = max(1, min(n_perm, _BATCH_ENTRIES // max(n_clusters, 1)))
     for start in range(0, n_perm, batch):
         b = min(batch, n_perm - start)
         shuffled = rng.permuted(np.tile(slots, (b, 1)), axis=1)
         flat = (shuffled + (k + 1) * np.arange(b)[:, None]).ravel()
-        gnum = np.bincount(flat, weights=np.tile(cluster_num, b), minlength=b * (k + 1)).reshape(b, k + 1)[:, 1:]
-        gden = np.bincount(flat, weights=np.tile(cluster_den, b), minlength=b * (k + 1)).reshape(b, k + 1)[:, 1:]
+        sums = [
+            np.bincount(flat, weights=np.tile(a, b), minlength=b * (k + 1)).reshape(b, k + 1)[:, 1:]
+            for a in cluster_sums
+        ]
         with np.errstate(invalid="ignore"):
-            exceed += (np.abs(_perm_stat(gnum, gden, tot_num, tot_den, compare)) >= threshold).sum(axis=0)
+            exceed += (np.abs(statistic(sums, totals)) >= threshold).sum(axis=0)
     return (1.0 + exceed) / (1.0 + n_perm)
 
 
