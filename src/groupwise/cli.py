@@ -208,6 +208,180 @@ def demo(
     run_demo(out, quick=quick, seed=seed, console=_console())
 
 
+corpus_app = typer.Typer(help="Speech corpora: synthesise an accented corpus, or check one.", no_args_is_help=True)
+lm_app = typer.Typer(help="Domain language models for the recogniser.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(lm_app, name="lm")
+
+
+@corpus_app.command("synth")
+def corpus_synth(
+    out: Annotated[Path, typer.Argument(help="Directory for the WAV files, manifest.csv and lm_train.txt.")],
+    accents: Annotated[str, typer.Option(help="Comma-separated eSpeak NG voices: English varieties (en-us, en-gb-scotland, en-029, ...) and other languages reading English (fr, de, hi, vi, zh, ...).")] = ",".join(
+        ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc", "fr", "de", "hi", "vi", "zh", "ru")
+    ),
+    speakers: Annotated[int, typer.Option(help="Speakers per accent (voice variant, pitch and rate).")] = 4,
+    utterances: Annotated[int, typer.Option(help="Utterances per speaker.")] = 10,
+    domain: Annotated[str, typer.Option(help="Sentence domain: clinical or general.")] = "clinical",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(help="Processes.")] = 1,
+) -> None:
+    """Synthesise an accented English test corpus with eSpeak NG (marked synthetic).
+
+    Example: [bold]groupwise corpus synth corpus --accents en-us,en-029,hi --speakers 5 --utterances 8[/]
+    """
+    from groupwise._io import split_names
+    from groupwise.speech._synth import synthesize_corpus
+
+    manifest = synthesize_corpus(
+        out, accents=split_names(accents), speakers=speakers, utterances=utterances, domain=domain, seed=seed,
+        workers=workers,
+    )
+    _console().print(
+        f"Wrote {len(manifest):,} utterances from {manifest.speaker.nunique()} speakers in "
+        f"{manifest.accent.nunique()} accents to {out / 'manifest.csv'}; language-model text in {out / 'lm_train.txt'}."
+    )
+
+
+@corpus_app.command("check")
+def corpus_check(
+    path: Annotated[Path, typer.Argument(help="A manifest (CSV/TSV/JSONL/Parquet), a Common Voice TSV, or an audiofolder.")],
+    format: Annotated[str, typer.Option(help="auto, manifest, common_voice or audiofolder.")] = "auto",
+) -> None:
+    """Load a corpus and report every row whose audio or transcript cannot be used."""
+    from groupwise.speech._corpus import load_corpus
+
+    frame = load_corpus(path, format=format, on_problem="skip")  # type: ignore[arg-type]
+    console = _console()
+    problems = frame.attrs.get("problems", [])
+    for p in problems:
+        console.print(f"row {p['row']}: {p['audio']}: {p['problem']}", highlight=False)
+    console.print(f"{len(frame):,} usable rows, {len(problems):,} with problems; columns: {', '.join(map(str, frame.columns))}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@lm_app.command("build")
+def lm_build(
+    text: Annotated[Path, typer.Argument(help="Training text, one sentence per line (never the test sentences).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="ARPA language model to write; a matching .dict is written beside it.")],
+    order: Annotated[int, typer.Option(help="N-gram order.")] = 3,
+) -> None:
+    """Build a domain n-gram language model (ARPA) and pronunciation dictionary for PocketSphinx.
+
+    Example: [bold]groupwise lm build corpus/lm_train.txt -o domain.lm[/]
+    """
+    from groupwise.speech._lm import build_lm
+
+    info = build_lm(text, order=order, out=out)
+    _console().print(f"Wrote {out}: {info}")
+
+
+def _transcribe_options(asr: str, lm: Optional[Path], options: Optional[list[str]]) -> dict:
+    from groupwise.speech._asr import parse_backend_options
+
+    opts = parse_backend_options(options or [])
+    if lm is not None:
+        if asr != "pocketsphinx":
+            raise GroupwiseError(f"--lm is for the pocketsphinx recogniser, not {asr}", fix="leave --lm out or use --asr pocketsphinx")
+        opts["lm"] = str(lm)
+    return opts
+
+
+@app.command()
+def transcribe(
+    manifest: Annotated[Path, typer.Argument(help="A manifest, a Common Voice TSV or an audiofolder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Transcripts to write (.parquet, .csv, .tsv or .jsonl).")],
+    asr: Annotated[str, typer.Option(help="Recogniser: pocketsphinx, faster-whisper, whisper-cpp, http or command.")] = "pocketsphinx",
+    lm: Annotated[Optional[Path], typer.Option(help="Domain language model for pocketsphinx (groupwise lm build).")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Recogniser option KEY=VALUE (url=..., key=..., model=..., cmd=..., rate=...). Repeatable.")] = None,
+    condition: Annotated[Optional[list[str]], typer.Option("--condition", help="Last-mile condition, e.g. 'hum:freq=1200,harmonics=3,snr=5'. Repeatable; baseline is always included.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes (or Ray tasks).")] = 1,
+    engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    cache: Annotated[Optional[Path], typer.Option(help="Cache directory (default ~/.cache/groupwise or $GROUPWISE_CACHE).")] = None,
+    skip_bad_audio: Annotated[bool, typer.Option("--skip-bad-audio", help="Leave out rows whose audio cannot be read (reported) instead of stopping.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the condition transforms.")] = 0,
+) -> None:
+    """Transcribe every utterance (at baseline and under each condition), cached and resumable.
+
+    Example: [bold]groupwise transcribe corpus/manifest.csv --lm domain.lm --condition telephone --workers 2 -o hyps.parquet[/]
+    """
+    from groupwise._demo import write_table
+    from groupwise.speech._corpus import load_corpus
+    from groupwise.speech._transcribe import transcribe as run
+
+    on_problem = "skip" if skip_bad_audio else "fail"
+    frame = load_corpus(manifest, on_problem=on_problem)  # type: ignore[arg-type]
+    console = _console()
+    for p in frame.attrs.get("problems", []):
+        console.print(f"[yellow]skipped[/] row {p['row']}: {p['audio']}: {p['problem']}", highlight=False)
+    result = run(
+        frame, backend=asr, backend_options=_transcribe_options(asr, lm, option),
+        conditions=["baseline", *[c for c in (condition or []) if c != "baseline"]], seed=seed, workers=workers,
+        cache=cache, engine=engine, on_error=on_problem,  # type: ignore[arg-type]
+    )
+    write_table(result, out)
+    console.print(f"Wrote {len(result):,} transcripts to {out}")
+
+
+@app.command("lastmile")
+def lastmile_cmd(
+    manifest: Annotated[Path, typer.Argument(help="A manifest (or Common Voice TSV, audiofolder), or transcripts with a condition column from groupwise transcribe.")],
+    condition: Annotated[Optional[list[str]], typer.Option("--condition", help="A condition to test against baseline, e.g. 'hum:freq=1200,harmonics=3,snr=5', telephone. Repeatable.")] = None,
+    by: Annotated[str, typer.Option(help="Grouping column, e.g. accent.")] = "accent",
+    cluster: Annotated[str, typer.Option(help="Speaker column.")] = "speaker",
+    asr: Annotated[str, typer.Option(help="Recogniser (see groupwise transcribe).")] = "pocketsphinx",
+    lm: Annotated[Optional[Path], typer.Option(help="Domain language model for pocketsphinx.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Recogniser option KEY=VALUE. Repeatable.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes.")] = 1,
+    cache: Annotated[Optional[Path], typer.Option(help="Cache directory.")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap replicates.")] = 1000,
+    test: Annotated[str, typer.Option(help="Interaction test: auto, bootstrap or permutation.")] = "auto",
+    correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
+    alpha: Annotated[float, typer.Option(help="Flag interactions whose corrected p-value is at most this.")] = 0.05,
+    min_clusters: Annotated[int, typer.Option(help="Fewer speakers than this: insufficient.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of transforms and bootstrap.")] = 0,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number to this JSON file.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Save the plot of deltas per group.")] = None,
+) -> None:
+    """Does a condition raise WER, and does it raise it more for some groups than for the rest?
+
+    Example: [bold]groupwise lastmile corpus/manifest.csv --lm domain.lm --condition 'hum:freq=1200,harmonics=3,snr=5' --by accent --json lastmile.json[/]
+    """
+    from groupwise._io import read_table
+    from groupwise._lastmile import lastmile
+    from groupwise.speech._corpus import load_corpus
+    from groupwise.speech._transcribe import transcribe as run
+
+    console = _console()
+    is_transcripts = manifest.is_file() and manifest.suffix.lower() in (".parquet", ".csv", ".tsv", ".jsonl") and "condition" in read_table(manifest).columns
+    if is_transcripts:
+        frame = read_table(manifest)
+        if condition:
+            keep = {"baseline", *condition}
+            frame = frame[frame["condition"].isin(keep)]
+    else:
+        if not condition:
+            raise GroupwiseError("no condition was given", fix="pass --condition, e.g. --condition telephone")
+        corpus = load_corpus(manifest)
+        frame = run(
+            corpus, backend=asr, backend_options=_transcribe_options(asr, lm, option),
+            conditions=["baseline", *condition], seed=seed, workers=workers, cache=cache,
+        )
+        frame.attrs["provenance"] = corpus.attrs.get("provenance", {})
+    result = lastmile(
+        frame, by=by, cluster=cluster, n_boot=n_boot, test=test, correction=correction, alpha=alpha,
+        min_clusters=min_clusters, seed=seed,
+    )
+    result.render(console)
+    if json_out is not None:
+        result.to_json(json_out)
+        console.print(f"[dim]Wrote {json_out}[/]")
+    if plot is not None:
+        result.plot(plot)
+        console.print(f"[dim]Wrote {plot}[/]")
+
+
 def main() -> None:
     """Entry point of the ``groupwise`` program."""
     try:

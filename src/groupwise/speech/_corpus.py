@@ -228,9 +228,9 @@ def load_common_voice(
             provenance[column] = "self_reported"
     accent_col = "accents" if "accents" in frame.columns else ("accent" if "accent" in frame.columns else None)
     if accent_col:
-        lists = frame[accent_col].map(_split_accents)
-        out["accents"] = lists
-        out["accent"] = lists.map(lambda v: v[0] if len(v) == 1 else ("multiple" if v else None))
+        lists = [_split_accents(v) for v in frame[accent_col]]
+        out["accents"] = pd.Series(lists, index=frame.index, dtype=object)
+        out["accent"] = [v[0] if len(v) == 1 else ("multiple" if v else None) for v in lists]
         provenance["accent"] = provenance["accents"] = "self_reported"
     for extra in ("locale", "variant", "segment"):
         if extra in frame.columns:
