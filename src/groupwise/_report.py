@@ -93,6 +93,42 @@ def coverage_table(result: CoverageResult, *, max_rows: int = 200) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def lastmile_table(result: Any) -> str:
+    """The last-mile deltas and interactions as HTML, one block per condition."""
+    m = result.metric
+    pct = m in ("wer", "cer", "error_rate", "fpr", "fnr", "selection_rate")
+
+    def pts(x: float | None) -> str:
+        if x is None:
+            return "—"
+        return f"{100 * x:+.1f} pt" if pct else f"{x:+.3g}"
+
+    blocks = []
+    for c in result.conditions:
+        o = c["overall"]
+        rows = [
+            f"<tr><td><b>overall</b></td><td>{o['clusters']:,}</td><td>{format_value(o['baseline'], m)}</td>"
+            f"<td>{format_value(o['value'], m)}</td><td>{pts(o['delta'])}</td>"
+            f"<td>{pts(o['delta_ci_low'])} – {pts(o['delta_ci_high'])}</td><td></td><td></td><td></td></tr>"
+        ]
+        for g in c["groups"]:
+            cls = "flagged" if g["flagged"] else ("insufficient" if g["status"] != "tested" else "")
+            ci = f"{pts(g['delta_ci_low'])} – {pts(g['delta_ci_high'])}" if g["delta_ci_low"] is not None else "—"
+            p = "—" if g["p_adjusted"] is None else f"{g['p_adjusted']:.3g}"
+            status = f"flagged ({g['direction']})" if g["flagged"] else g["status"]
+            rows.append(
+                f"<tr class='{cls}'><td>{_esc(group_label(g['group']))}</td><td>{g['clusters']:,}</td>"
+                f"<td>{format_value(g['baseline'], m)}</td><td>{format_value(g['value'], m)}</td><td>{pts(g['delta'])}</td>"
+                f"<td>{ci}</td><td>{pts(g['interaction'])}</td><td>{p}</td><td>{_esc(status)}</td></tr>"
+            )
+        head = (
+            f"<tr><th>{_esc(result.by)}</th><th>speakers</th><th>baseline</th><th>condition</th><th>delta</th>"
+            "<th>delta interval</th><th>interaction</th><th>p adj.</th><th>status</th></tr>"
+        )
+        blocks.append(f"<h3>{_esc(c['name'])} <small><code>{_esc(c['condition'])}</code></small></h3><table>{head}{''.join(rows)}</table>")
+    return "".join(blocks)
+
+
 def html_report(
     *,
     title: str,
