@@ -15,3 +15,50 @@ from groupwise._example import speech_example
 def speech_df():
     """A small simulated ASR table with 14 accents, 3 noises and 280 speakers."""
     return speech_example(4000, n_speakers=280, seed=3)
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--virtual-time-budget=5000",
+]
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """Open a local page in Debian's headless Chromium; returns (DOM after load, screenshot path).
+
+    Skips with a message where chromium is not installed (.ci/run installs it).
+    """
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed: apt-get install chromium (the CI script does)")
+
+    def open_page(page):
+        profile = tmp_path / "chromium-profile"
+        dom = subprocess.run(
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        shot = tmp_path / "screenshot.png"
+        subprocess.run(
+            [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1100,1400", f"--screenshot={shot}",
+             page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )
+        return dom.stdout, shot
+
+    return open_page
+
+
+def rendered_images(dom):
+    """(decoded, total) images as marked by the report's load handler."""
+    import re
+
+    match = re.search(r'data-images-rendered="(\d+)/(\d+)"', dom)
+    assert match, "the page's load handler did not run"
+    return int(match.group(1)), int(match.group(2))

@@ -104,6 +104,16 @@ def _synth_speaker(job: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _is_voice(name: str) -> bool:
+    from groupwise.speech._espeak import _engine
+
+    try:
+        _engine().resolve(name)
+    except InputError:
+        return False
+    return True
+
+
 def synthesize_corpus(
     out: str | os.PathLike[str],
     *,
@@ -155,7 +165,7 @@ def synthesize_corpus(
     if not accents:
         raise InputError("no accents were given", fix="pass --accents, e.g. en-us,en-gb-scotland,hi")
     known = set(available_languages())
-    unknown = [a for a in accents if a not in known]
+    unknown = [a for a in accents if not _is_voice(a)]
     if unknown:
         raise InputError(
             f"eSpeak NG has no voice called {', '.join(map(repr, unknown))}",

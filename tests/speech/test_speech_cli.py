@@ -1,0 +1,110 @@
+"""The speech commands end to end through the real CLI, and their bad-input messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+EXE = [sys.executable, "-m", "groupwise.cli"]
+
+
+def run(*args, cwd):
+    env = {**os.environ, "COLUMNS": "150", "GROUPWISE_CACHE": str(cwd / "cache")}
+    return subprocess.run([*EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A small corpus taken through synth, lm build and transcribe."""
+    work = tmp_path_factory.mktemp("speech")
+    steps = [
+        ("corpus", "synth", "corpus", "--accents", "en-us,hi,fr", "--speakers", "5", "--utterances", "2", "--workers", "2"),
+        ("lm", "build", "corpus/lm_train.txt", "-o", "domain.lm"),
+        ("transcribe", "corpus/manifest.csv", "--lm", "domain.lm", "--condition", "noise:kind=white,snr=5",
+         "--workers", "2", "-o", "hyps.parquet"),
+    ]
+    for step in steps:
+        out = run(*step, cwd=work)
+        assert out.returncode == 0, f"{step}\n{out.stdout}\n{out.stderr}"
+    return work
+
+
+def test_synth_writes_a_marked_synthetic_corpus(pipeline):
+    manifest = pd.read_csv(pipeline / "corpus" / "manifest.csv")
+    assert len(manifest) == 30 and manifest.speaker.nunique() == 15
+    assert set(manifest.columns) >= {"audio", "text", "speaker", "accent", "l1", "voice_gender", "domain"}
+    assert set(manifest.l1) == {"en", "hi", "fr"}
+    prov = json.loads((pipeline / "corpus" / "manifest.csv.provenance.json").read_text())
+    assert prov["accent"] == prov["voice_gender"] == "synthetic"
+    train = set((pipeline / "corpus" / "lm_train.txt").read_text().splitlines())
+    assert not train & set(manifest.text)  # the language model never sees a test sentence
+    # Every accent reads the same sentences.
+    by_accent = manifest.groupby("accent").text.apply(frozenset)
+    assert by_accent.nunique() == 1
+
+
+def test_transcripts_and_cache(pipeline):
+    hyps = pd.read_parquet(pipeline / "hyps.parquet")
+    assert len(hyps) == 60
+    assert set(hyps.condition) == {"baseline", "noise:kind=white,snr=5"}
+    assert hyps.hypothesis.str.len().gt(0).mean() > 0.8
+    again = run("transcribe", "corpus/manifest.csv", "--lm", "domain.lm", "--condition", "noise:kind=white,snr=5",
+                "-o", "again.parquet", cwd=pipeline)
+    assert again.returncode == 0, again.stderr
+    second = pd.read_parquet(pipeline / "again.parquet")
+    assert second.cached.all()
+    assert second.hypothesis.tolist() == hyps.hypothesis.tolist()
+
+
+def test_audit_and_lastmile_on_transcripts(pipeline):
+    out = run("audit", "hyps.parquet", "--by", "accent,condition", "--cluster", "speaker", "--min-clusters", "5",
+              "--min-examples", "5", "--json", "audit.json", cwd=pipeline)
+    assert out.returncode == 0, out.stderr
+    out = run("lastmile", "hyps.parquet", "--by", "accent", "--cluster", "speaker", "--json", "lastmile.json",
+              "--plot", "lastmile.png", cwd=pipeline)
+    assert out.returncode == 0, out.stderr
+    data = json.loads((pipeline / "lastmile.json").read_text())
+    (condition,) = data["conditions"]
+    assert condition["condition"] == "noise:kind=white,snr=5"
+    assert {g["group"]["accent"] for g in condition["groups"]} == {"en-us", "hi", "fr"}
+    assert data["findings"][0].startswith("white noise") or "noise" in data["findings"][0]
+    assert "overall" in out.stdout
+
+
+def test_bad_audio_is_listed_and_skippable(pipeline, tmp_path):
+    manifest = pd.read_csv(pipeline / "corpus" / "manifest.csv").head(4)
+    manifest["audio"] = [str(pipeline / "corpus" / a) for a in manifest.audio]
+    manifest.loc[1, "audio"] = str(tmp_path / "missing.wav")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF1234WAVEjunk")
+    manifest.loc[2, "audio"] = str(tmp_path / "corrupt.wav")
+    manifest.to_csv(tmp_path / "m.csv", index=False)
+    out = run("transcribe", tmp_path / "m.csv", "-o", tmp_path / "h.csv", cwd=pipeline)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    text = " ".join(out.stderr.split())
+    assert "missing.wav" in text and "corrupt.wav" in text and "row 1" in text and "row 2" in text
+    out = run("transcribe", tmp_path / "m.csv", "--skip-bad-audio", "-o", tmp_path / "h.csv", cwd=pipeline)
+    assert out.returncode == 0, out.stderr
+    assert len(pd.read_csv(tmp_path / "h.csv")) == 2
+    assert "skipped" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--condition", "hum:freq=abc"], "freq"),
+        (["--condition", "thunder:snr=3"], "thunder"),
+        (["--asr", "nope"], "nope"),
+        (["--asr", "http", "--option", "url=http://127.0.0.1:9/asr"], "127.0.0.1:9"),
+        (["--text-column-does-not-exist"], "No such option"),
+    ],
+)
+def test_bad_options(pipeline, args, message):
+    out = run("transcribe", "corpus/manifest.csv", *args, "-o", "x.parquet", cwd=pipeline)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert message in " ".join(out.stderr.split())
