@@ -1,18 +1,47 @@
 """groupwise: task-relevant fairness testing of AI services.
 
 The public surface: :func:`audit` and its :class:`AuditResult`, :func:`coverage` and its
-:class:`CoverageResult`, :func:`parse_group` for safe group expressions, the
-:class:`Provenance` of grouping columns, and the errors raised for bad input.
+:class:`CoverageResult`, :func:`lastmile` and its :class:`LastMileResult`,
+:func:`parse_group` for safe group expressions, the :class:`Provenance` of grouping
+columns, generated examples, and the errors raised for bad input. The speech pipeline is
+in :mod:`groupwise.speech`.
+
+Names are imported on first use, so that ``import groupwise`` (and ``groupwise --help``)
+does not pay for pandas, SciPy and the recognisers until they are needed.
 """
 
-from groupwise._audit import audit
-from groupwise._coverage import CoverageResult, coverage
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from groupwise._errors import GroupExpressionError, GroupwiseError, InputError, ProvenanceError
-from groupwise._example import speech_example, tabular_example
-from groupwise._expr import GroupExpression, parse_group
-from groupwise._metrics import METRICS
-from groupwise._provenance import Provenance, load_schema
-from groupwise._result import AuditResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from groupwise._audit import audit
+    from groupwise._coverage import CoverageResult, coverage
+    from groupwise._example import speech_example, tabular_example
+    from groupwise._expr import GroupExpression, parse_group
+    from groupwise._lastmile import LastMileResult, lastmile
+    from groupwise._metrics import METRICS
+    from groupwise._provenance import Provenance, load_schema
+    from groupwise._result import AuditResult
+
+_LAZY = {
+    "audit": "groupwise._audit",
+    "AuditResult": "groupwise._result",
+    "coverage": "groupwise._coverage",
+    "CoverageResult": "groupwise._coverage",
+    "lastmile": "groupwise._lastmile",
+    "LastMileResult": "groupwise._lastmile",
+    "GroupExpression": "groupwise._expr",
+    "parse_group": "groupwise._expr",
+    "METRICS": "groupwise._metrics",
+    "Provenance": "groupwise._provenance",
+    "load_schema": "groupwise._provenance",
+    "speech_example": "groupwise._example",
+    "tabular_example": "groupwise._example",
+}
 
 __all__ = [
     "METRICS",
@@ -22,13 +51,28 @@ __all__ = [
     "GroupExpressionError",
     "GroupwiseError",
     "InputError",
+    "LastMileResult",
     "Provenance",
     "ProvenanceError",
     "audit",
     "coverage",
+    "lastmile",
     "load_schema",
     "parse_group",
     "speech_example",
     "tabular_example",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'groupwise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

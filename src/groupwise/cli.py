@@ -394,6 +394,121 @@ def lastmile_cmd(
         console.print(f"[dim]Wrote {plot}[/]")
 
 
+bounty_app = typer.Typer(help="Algorithmic bias bounty: programs, submissions, hunters, bundles.", no_args_is_help=True)
+app.add_typer(bounty_app, name="bounty")
+
+
+@bounty_app.command("init")
+def bounty_init(
+    directory: Annotated[Path, typer.Argument(help="Directory for the new program.")],
+    data: Annotated[Optional[Path], typer.Option(help="Table with features and target (CSV, TSV, JSONL, Parquet).")] = None,
+    example: Annotated[Optional[str], typer.Option(help="Built-in example instead of --data: adult (UCI Adult census data).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Target column.")] = None,
+    features: Annotated[Optional[str], typer.Option(help="Comma-separated feature columns (default: all but the target).")] = None,
+    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    loss: Annotated[Optional[str], typer.Option(help="zero_one, squared[:bound=B] or absolute[:bound=B].")] = None,
+    epsilon: Annotated[float, typer.Option(help="Minimum mass-weighted improvement an update must show (accepted at 3*eps/4 on the holdout).")] = 0.01,
+    base_model: Annotated[str, typer.Option("--base-model", help="base.onnx, base.skops, train:gbm or train:tree.")] = "train:gbm",
+    seed: Annotated[int, typer.Option(help="Seed of the splits and the base model.")] = 0,
+    test_size: Annotated[float, typer.Option("--test-size", help="Fraction of rows in the public test split.")] = 0.2,
+    holdout_size: Annotated[float, typer.Option("--holdout-size", help="Fraction of rows in the private holdout.")] = 0.4,
+    max_queries: Annotated[int, typer.Option("--max-queries", help="Holdout query budget.")] = 10_000,
+    min_group_size: Annotated[int, typer.Option("--min-group-size", help="Smallest group (holdout rows) a submission may target.")] = 30,
+) -> None:
+    """Create a bounty program: public train and test splits, a private holdout, a base model.
+
+    Example: [bold]groupwise bounty init adult-bounty --example adult --base-model train:tree[/]
+    """
+    from groupwise.bounty._cli import init_cmd
+
+    init_cmd(
+        directory, data=data, example=example, target=target, features=features, task=task, loss=loss,
+        epsilon=epsilon, base_model=base_model, seed=seed, test_size=test_size, holdout_size=holdout_size,
+        max_queries=max_queries, min_group_size=min_group_size, console=_console(),
+    )
+
+
+@bounty_app.command("submit")
+def bounty_submit(
+    directory: Annotated[Path, typer.Argument(help="The program directory.")],
+    model: Annotated[Path, typer.Option(help="The model h: an ONNX or skops file (never a pickle).")],
+    team: Annotated[str, typer.Option(help="Your team name.")],
+    group: Annotated[Optional[str], typer.Option(help="The group g: an expression such as 'age >= 60 and sex == \"Female\"', or a classifier model file.")] = None,
+) -> None:
+    """Submit a (group, model) pair; learn only accepted or rejected (and why, for input problems).
+
+    Example: [bold]groupwise bounty submit adult-bounty --group 'age >= 60' --model h.onnx --team us[/]
+    """
+    from groupwise.bounty._cli import submit_cmd
+
+    if group is None:
+        raise GroupwiseError("no group was given", fix="pass --group with an expression or a group model file")
+    result = submit_cmd(directory, model=model, team=team, group=group, console=_console())
+    if not result.accepted:
+        # A holdout rejection is an answer (exit 1); a refused input or a broken limit is
+        # the submitter's problem to fix (exit 2).
+        raise typer.Exit(1 if result.reason_kind == "check" else 2)
+
+
+@bounty_app.command("hunt")
+def bounty_hunt(
+    directory: Annotated[Path, typer.Argument(help="The program directory.")],
+    strategy: Annotated[str, typer.Option(help="demographic, csc (certificate finder) or tree.")] = "demographic",
+    budget: Annotated[int, typer.Option(help="Submissions the hunter may make.")] = 10,
+    team: Annotated[Optional[str], typer.Option(help="Team name the hunter submits as.")] = None,
+    features: Annotated[Optional[str], typer.Option(help="Features the hunter may use to define groups (comma-separated).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run an automated hunter that searches for groups the current model serves badly and submits fixes."""
+    from groupwise.bounty._cli import hunt_cmd
+
+    hunt_cmd(directory, strategy=strategy, budget=budget, team=team, features=features, seed=seed, console=_console())
+
+
+@bounty_app.command("status")
+def bounty_status(
+    directory: Annotated[Path, typer.Argument(help="The program directory.")],
+) -> None:
+    """The model's versions, error trajectory and per-group errors on the public test split."""
+    from groupwise.bounty._cli import status_cmd
+
+    status_cmd(directory, console=_console())
+
+
+@bounty_app.command("export")
+def bounty_export(
+    directory: Annotated[Path, typer.Argument(help="The program directory.")],
+    out: Annotated[Path, typer.Argument(help="Directory to write the bundle to.")],
+    version: Annotated[Optional[int], typer.Option(help="Version to export (default: current).")] = None,
+) -> None:
+    """Export a version of the model as a bundle (JSON of nodes and groups plus ONNX/skops files)."""
+    from groupwise.bounty._cli import export_cmd
+
+    export_cmd(directory, out, version=version, console=_console())
+
+
+@bounty_app.command("predict")
+def bounty_predict(
+    bundle: Annotated[Path, typer.Argument(help="A bundle from groupwise bounty export.")],
+    data: Annotated[Path, typer.Argument(help="Rows to predict (CSV, TSV, JSONL, Parquet).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the predictions.")] = None,
+) -> None:
+    """Predict with an exported bundle; anyone can run it without the program."""
+    from groupwise.bounty._cli import predict_cmd
+
+    predict_cmd(bundle, data, out=out, console=_console())
+
+
+@bounty_app.command("replay")
+def bounty_replay(
+    directory: Annotated[Path, typer.Argument(help="The program directory.")],
+) -> None:
+    """Re-run every logged decision from the start and check that the state is reproduced."""
+    from groupwise.bounty._cli import replay_cmd
+
+    replay_cmd(directory, console=_console())
+
+
 def main() -> None:
     """Entry point of the ``groupwise`` program."""
     try:

@@ -51,7 +51,7 @@ def run_speech_demo(
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
     accents = QUICK_ACCENTS if quick else DEFAULT_ACCENTS
-    speakers, utterances = (5, 4) if quick else (6, 8)
+    speakers, utterances = (5, 4) if quick else (6, 6)
     start = time.perf_counter()
     timings: dict[str, float] = {}
 

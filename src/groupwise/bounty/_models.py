@@ -1,0 +1,322 @@
+"""Loading submitted models safely: ONNX and skops files only, never pickles.
+
+Models are data, not code (DESIGN.md). A file is recognised by its bytes, not its name:
+a pickle, dill or joblib file renamed ``.onnx`` is refused with an explanation of how to
+export the model properly. ONNX models run in onnxruntime on the CPU provider, with only
+the standard operator domains and no external-data references; skops files load only
+when every type they need is on a short list of scikit-learn types.
+
+The functions that parse a file (:func:`load_model`) are meant to run inside the sandbox
+worker (:mod:`groupwise.bounty._worker`); :func:`sniff_format` only reads bytes and is
+what the parent process uses before it stores an upload.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from groupwise._errors import InputError
+from groupwise.bounty._schema import Schema
+
+__all__ = ["ALLOWED_ONNX_DOMAINS", "TRUSTED_SKOPS_TYPES", "LoadedModel", "load_model", "sniff_format"]
+
+#: Operator domains an ONNX model may use: the standard operators and the ONNX-ML ones
+#: that skl2onnx emits for trees and linear models. Anything else needs a custom-op library.
+ALLOWED_ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+
+#: Types that skops does not trust by default but that plain scikit-learn models need.
+#: skops already trusts scikit-learn estimators and numpy arrays; these are the helper
+#: classes inside them (tree structures, histogram-GBM predictors and losses).
+TRUSTED_SKOPS_TYPES = frozenset({
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.loss.AbsoluteError",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfMultinomialLoss",
+    "sklearn._loss._loss.CyHalfSquaredError",
+    "sklearn._loss._loss.CyAbsoluteError",
+    "sklearn.ensemble._gb_losses.BinomialDeviance",
+    "sklearn.ensemble._gb_losses.LeastSquaresError",
+    "sklearn.dummy.DummyClassifier",
+    "sklearn.dummy.DummyRegressor",
+    "collections.OrderedDict",
+    "builtins.slice",
+})
+
+_EXPORT_HELP = (
+    "export the model to ONNX with skl2onnx (skl2onnx.to_onnx(model, X[:1].astype('float32'))) "
+    "or save a scikit-learn model with skops (skops.io.dump(model, 'model.skops'))"
+)
+
+
+def _refuse(problem: str) -> InputError:
+    return InputError(problem, fix=_EXPORT_HELP)
+
+
+def sniff_format(data: bytes, *, name: str = "model") -> str:
+    """Return ``"onnx"`` or ``"skops"`` from a file's bytes, refusing everything else.
+
+    Executable serialisation formats are recognised by their headers and refused with an
+    explanation: pickle (also what dill, cloudpickle and uncompressed joblib write),
+    compressed joblib (zlib, gzip, bz2, xz, lz4), ``.npy`` files (which may hold pickled
+    objects) and zip archives that hold pickles (``torch.save``).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> sniff_format(pickle.dumps({"w": 1}, protocol=4), name="h.onnx")
+    Traceback (most recent call last):
+    ...
+    groupwise._errors.InputError: h.onnx is a Python pickle (protocol 4; dill, cloudpickle and joblib write these too), and pickles run arbitrary code when loaded, so the bounty never opens them. Fix: export the model to ONNX with skl2onnx (skl2onnx.to_onnx(model, X[:1].astype('float32'))) or save a scikit-learn model with skops (skops.io.dump(model, 'model.skops')).
+    """
+    if not data:
+        raise _refuse(f"{name} is empty")
+    head = data[:16]
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
+        raise _refuse(
+            f"{name} is a Python pickle (protocol {head[1]}; dill, cloudpickle and joblib write these too), "
+            "and pickles run arbitrary code when loaded, so the bounty never opens them"
+        )
+    compressed = {
+        b"\x78\x01": "zlib", b"\x78\x5e": "zlib", b"\x78\x9c": "zlib", b"\x78\xda": "zlib",
+        b"\x1f\x8b": "gzip", b"BZ": "bz2", b"\xfd7": "xz", b"\x04\x22": "lz4", b"ZF": "joblib zlib",
+        b"\x5d\x00": "lzma",
+    }
+    if head[:2] in compressed:
+        raise _refuse(
+            f"{name} is {compressed[head[:2]]}-compressed, as joblib.dump(..., compress=...) writes; "
+            "the bounty does not unpack it because what is inside is a pickle"
+        )
+    if head[:6] == b"\x93NUMPY":
+        raise _refuse(f"{name} is a numpy .npy file, which may hold pickled objects and is not a model format")
+    if head[:1] in (b"(", b"c", b"]", b"}") and data.rstrip()[-1:] == b".":
+        raise _refuse(f"{name} looks like a text-protocol Python pickle, which runs code when loaded")
+    if head[:4] == b"PK\x03\x04":
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except zipfile.BadZipFile:
+            raise _refuse(f"{name} is a damaged zip archive") from None
+        if any(n.endswith((".pkl", ".pickle")) or n.endswith("/data.pkl") for n in names):
+            raise _refuse(f"{name} is a zip archive of pickles (as torch.save writes), not a skops file")
+        if "schema.json" not in names:
+            raise _refuse(f"{name} is a zip archive but not a skops file (it has no schema.json)")
+        return "skops"
+    return "onnx"
+
+
+# ---------------------------------------------------------------------------
+# ONNX
+# ---------------------------------------------------------------------------
+
+
+def _graphs(graph: Any):  # noqa: ANN202 - onnx types imported lazily
+    """Yield a graph and every subgraph inside its nodes' attributes (Loop, If, Scan)."""
+    import onnx
+
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _graphs(sub)
+
+
+def _tensors(graph: Any):  # noqa: ANN202
+    import onnx
+
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.TENSORS:
+                yield from attr.tensors
+
+
+def check_onnx(model: Any, *, name: str = "model") -> None:
+    """Refuse custom-op domains, model-local functions and external-data references."""
+    import onnx
+
+    for opset in model.opset_import:
+        if opset.domain not in ALLOWED_ONNX_DOMAINS:
+            raise InputError(
+                f"{name} imports the operator domain {opset.domain!r}, which needs a custom-op library",
+                fix="export the model with standard ONNX and ONNX-ML operators only (skl2onnx does by default)",
+            )
+    if len(model.functions):
+        raise InputError(
+            f"{name} defines its own ONNX functions ({model.functions[0].name!r})",
+            fix="export the model with standard ONNX and ONNX-ML operators only",
+        )
+    for graph in _graphs(model.graph):
+        for node in graph.node:
+            if node.domain not in ALLOWED_ONNX_DOMAINS:
+                raise InputError(
+                    f"{name} uses the operator {node.op_type!r} of the custom domain {node.domain!r}",
+                    fix="export the model with standard ONNX and ONNX-ML operators only",
+                )
+        for tensor in _tensors(graph):
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+                raise InputError(
+                    f"{name} refers to external data files for the tensor {tensor.name!r}",
+                    fix="save the model as one file (onnx.save_model(model, path, save_as_external_data=False))",
+                )
+
+
+# ---------------------------------------------------------------------------
+# Loaded models
+# ---------------------------------------------------------------------------
+
+_ONNX_NUMERIC = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict on data encoded by a :class:`Schema`."""
+
+    kind: str
+    impl: Any
+    schema: Schema
+    inputs: tuple[tuple[str, str], ...] = ()
+
+    def predict(self, matrix: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+        """Predictions for the rows of the ``X`` matrix (see :mod:`._schema`), 1-D."""
+        if self.kind == "onnx":
+            out = self.impl.run([self.impl.get_outputs()[0].name], self._feed(matrix))[0]
+        else:
+            out = self.impl.predict(self._skops_input(matrix))
+        return np.asarray(out)
+
+    def _feed(self, matrix: npt.NDArray[np.float32]) -> dict[str, Any]:
+        if len(self.inputs) == 1 and self.inputs[0][0] == "X":
+            dtype = _ONNX_NUMERIC[self.inputs[0][1]]
+            return {"X": np.ascontiguousarray(matrix, dtype=dtype)}
+        frame = self.schema.decode(matrix)
+        feed = {}
+        for input_name, type_name in self.inputs:
+            column = frame[input_name]
+            if type_name == "tensor(string)":
+                feed[input_name] = column.astype(str).to_numpy(dtype=object).reshape(-1, 1)
+            else:
+                feed[input_name] = column.to_numpy(dtype=_ONNX_NUMERIC[type_name]).reshape(-1, 1)
+        return feed
+
+    def _skops_input(self, matrix: npt.NDArray[np.float32]) -> Any:
+        names = getattr(self.impl, "feature_names_in_", None)
+        if names is None:
+            return matrix
+        frame = self.schema.decode(matrix)
+        for feature in self.schema.features:
+            if feature.kind == "categorical":
+                frame[feature.name] = frame[feature.name].astype(str)
+        return frame[list(names)]
+
+
+def _check_onnx_inputs(session: Any, schema: Schema, name: str) -> tuple[tuple[str, str], ...]:
+    inputs = tuple((i.name, i.type) for i in session.get_inputs())
+    expected = f"one float input 'X' of shape [N, {len(schema.features)}] or one input per feature named {', '.join(schema.names)}"
+    if len(inputs) == 1 and inputs[0][0] == "X":
+        shape = session.get_inputs()[0].shape
+        if inputs[0][1] not in _ONNX_NUMERIC or len(shape) != 2 or (
+            isinstance(shape[1], int) and shape[1] != len(schema.features)
+        ):
+            raise InputError(
+                f"{name}'s input 'X' is {inputs[0][1]} of shape {shape}, not float of shape [N, {len(schema.features)}]",
+                fix=f"give the model {expected}",
+            )
+        return inputs
+    unknown = [n for n, _ in inputs if n not in schema.names]
+    if unknown:
+        raise InputError(
+            f"{name} has inputs the program's schema does not know: {', '.join(map(repr, unknown))}",
+            fix=f"give the model {expected}",
+        )
+    for input_name, type_name in inputs:
+        want_text = schema[input_name].kind == "categorical"
+        if want_text != (type_name == "tensor(string)") or (not want_text and type_name not in _ONNX_NUMERIC):
+            raise InputError(
+                f"{name}'s input {input_name!r} is {type_name}, but the feature is {schema[input_name].kind}",
+                fix="use string inputs for categorical features and float inputs for numeric ones",
+            )
+    return inputs
+
+
+def load_model(path: str | Path, schema: Schema, *, name: str | None = None, threads: int = 1) -> LoadedModel:
+    """Load an ONNX or skops model file after every safety check.
+
+    Raises
+    ------
+    InputError
+        The file is a pickle or another refused format, uses a custom ONNX domain or
+        external data, holds an untrusted skops type, or its inputs do not match the schema.
+    """
+    path = Path(path)
+    label = name or path.name
+    data = path.read_bytes()
+    kind = sniff_format(data, name=label)
+    if kind == "onnx":
+        import onnx
+        import onnxruntime as ort
+
+        try:
+            proto = onnx.load_model_from_string(data)
+        except Exception as exc:  # noqa: BLE001 - protobuf raises several types for bad bytes
+            raise InputError(f"{label} is not a valid ONNX model ({type(exc).__name__})", fix=_EXPORT_HELP) from None
+        if not len(proto.graph.node) and not len(proto.graph.output):
+            raise InputError(f"{label} is not an ONNX model (it has no graph)", fix=_EXPORT_HELP)
+        check_onnx(proto, name=label)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise InputError(f"onnxruntime cannot load {label}: {str(exc)[:300]}", fix=_EXPORT_HELP) from None
+        return LoadedModel("onnx", session, schema, _check_onnx_inputs(session, schema, label))
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # noqa: BLE001 - a damaged schema.json
+        raise InputError(f"{label} is not a valid skops file ({type(exc).__name__})", fix=_EXPORT_HELP) from None
+    refused = sorted(t for t in untrusted if t not in TRUSTED_SKOPS_TYPES)
+    if refused:
+        raise InputError(
+            f"{label} contains types that are not on the bounty's trusted list: {', '.join(refused[:5])}",
+            fix="use plain scikit-learn estimators and transformers (no custom classes or functions), or export to ONNX",
+        )
+    try:
+        model = sio.loads(data, trusted=list(untrusted))
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{label} could not be loaded by skops: {str(exc)[:300]}", fix=_EXPORT_HELP) from None
+    if not hasattr(model, "predict"):
+        raise InputError(f"{label} holds a {type(model).__name__}, which has no predict method", fix="save a fitted estimator")
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        unknown = [str(n) for n in names if str(n) not in schema.names]
+        if unknown:
+            raise InputError(
+                f"{label} was fitted on columns the program's schema does not know: {', '.join(unknown[:5])}",
+                fix=f"fit it on the features {', '.join(schema.names)}",
+            )
+    return LoadedModel("skops", model, schema)
