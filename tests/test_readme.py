@@ -14,10 +14,12 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def blocks(language):
+def blocks(language=None):
+    """Code blocks after the quickstart, in document order, as (language, text)."""
     text = README.read_text(encoding="utf-8")
     after_quickstart = text.split("## What it does", 1)[1]
-    return re.findall(rf"```{language}\n(.*?)```", after_quickstart, flags=re.S)
+    found = re.findall(r"```(\w+)\n(.*?)```", after_quickstart, flags=re.S)
+    return [(lang, body) for lang, body in found if language is None or lang == language]
 
 
 def test_readme_has_the_two_quickstart_commands():
@@ -30,28 +32,32 @@ def test_readme_has_the_two_quickstart_commands():
     assert quick[1].strip() in ci
 
 
-def test_shell_examples_run(tmp_path):
-    env = {**os.environ, "COLUMNS": "120"}
-    commands = [line for block in blocks("bash") for line in block.strip().splitlines()]
-    assert commands
-    for line in commands:
-        argv = shlex.split(line)
-        if argv[0] == "groupwise":
-            argv = [sys.executable, "-m", "groupwise.cli", *argv[1:]]
-            out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
-        else:
-            out = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, f"{line}\n{out.stdout}\n{out.stderr}"
-    assert (tmp_path / "audit.json").exists() and (tmp_path / "coverage.json").exists()
-
-
-def test_python_examples_run(tmp_path, monkeypatch):
+def test_examples_run_in_order(tmp_path, monkeypatch):
+    """Shell and Python examples run one after the other in one folder, as a reader would."""
+    env = {**os.environ, "COLUMNS": "120", "GROUPWISE_CACHE": str(tmp_path / "cache")}
     monkeypatch.chdir(tmp_path)
-    code = blocks("python")
-    assert code
-    for block in code:
-        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})  # our own README, not user input
-    assert (tmp_path / "wer_by_group.png").exists()
+    ran = 0
+    for language, body in blocks():
+        if language == "python":
+            exec(compile(body, "README.md", "exec"), {"__name__": "readme"})  # our own README, not user input
+            ran += 1
+            continue
+        if language not in ("bash", "console"):
+            continue
+        for line in body.strip().splitlines():
+            argv = shlex.split(line)
+            if argv[0] == "groupwise":
+                argv = [sys.executable, "-m", "groupwise.cli", *argv[1:]]
+                out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+            else:
+                out = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            # A bounty submission the holdout rejects exits 1; that is an answer, not a failure.
+            allowed = (0, 1) if "bounty submit" in line else (0,)
+            assert out.returncode in allowed, f"{line}\n{out.stdout}\n{out.stderr}"
+            ran += 1
+    assert ran > 10
+    for name in ("audit.json", "coverage.json", "lastmile.json", "wer_by_group.png", "h.onnx", "predictions.csv"):
+        assert (tmp_path / name).exists(), name
 
 
 @pytest.mark.parametrize("command", ["audit", "coverage", "example", "demo"])
