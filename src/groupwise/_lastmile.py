@@ -119,8 +119,11 @@ class LastMileResult:
                     f"(interaction {_points(g['interaction'], m)}, adjusted p {g['p_adjusted']:.3g})"
                 )
             for g in better:
+                change = (
+                    f"by only {_points(g['delta'], m)}" if g["delta"] >= 0 else f"not at all (it changes by {_points(g['delta'], m)})"
+                )
                 parts.append(
-                    f"by {_points(g['delta'], m)} for {group_label(g['group'])}, significantly less than for the rest "
+                    f"{change} for {group_label(g['group'])}, significantly less than for the rest "
                     f"(adjusted p {g['p_adjusted']:.3g})"
                 )
             if parts:

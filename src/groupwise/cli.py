@@ -229,8 +229,8 @@ app.add_typer(lm_app, name="lm")
 @corpus_app.command("synth")
 def corpus_synth(
     out: Annotated[Path, typer.Argument(help="Directory for the WAV files, manifest.csv and lm_train.txt.")],
-    accents: Annotated[str, typer.Option(help="Comma-separated eSpeak NG voices: English varieties (en-us, en-gb-scotland, en-029, ...) and other languages reading English (fr, de, hi, vi, zh, ...).")] = ",".join(
-        ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc", "fr", "de", "hi", "vi", "zh", "ru")
+    accents: Annotated[str, typer.Option(help="Comma-separated eSpeak NG voices: English varieties (en-us, en-gb-scotland, en-029, ...) and other languages reading English (fr, hi, vi, zh, ru, ar, de, es, ...).")] = ",".join(
+        ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc", "fr", "hi", "vi", "zh", "ru", "ar")
     ),
     speakers: Annotated[int, typer.Option(help="Speakers per accent (voice variant, pitch and rate).")] = 4,
     utterances: Annotated[int, typer.Option(help="Utterances per speaker.")] = 10,
