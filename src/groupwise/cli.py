@@ -33,6 +33,19 @@ def _console(quiet: bool = False):  # noqa: ANN202 - rich imported lazily
     return Console(quiet=quiet, width=None if sys.stdout.isatty() else 120)
 
 
+def _show(result, console, *, json_out=None, csv_out=None, plot=None) -> None:  # noqa: ANN001 - any result type
+    """Render a result and write the files asked for; one place for every command."""
+    result.render(console)
+    for path, write in (
+        (json_out, lambda p: result.to_json(p)),
+        (csv_out, lambda p: result.to_frame().to_csv(p, index=False)),
+        (plot, lambda p: result.plot(p)),
+    ):
+        if path is not None:
+            write(path)
+            console.print(f"[dim]Wrote {path}[/]")
+
+
 @app.command()
 def audit(
     data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example.")],
@@ -111,17 +124,7 @@ def audit(
         provenance=prov,
         allow_imputed=allow_imputed,
     )
-    console = _console(quiet)
-    result.render(console)
-    if json_out is not None:
-        result.to_json(json_out)
-        console.print(f"[dim]Wrote {json_out}[/]")
-    if csv_out is not None:
-        result.to_frame().to_csv(csv_out, index=False)
-        console.print(f"[dim]Wrote {csv_out}[/]")
-    if plot is not None:
-        result.plot(plot)
-        console.print(f"[dim]Wrote {plot}[/]")
+    _show(result, _console(quiet), json_out=json_out, csv_out=csv_out, plot=plot)
 
 
 @app.command("coverage")
@@ -164,14 +167,7 @@ def coverage_cmd(
         y_true=y_true,
         y_pred=y_pred,
     )
-    console = _console(quiet)
-    result.render(console)
-    if json_out is not None:
-        result.to_json(json_out)
-        console.print(f"[dim]Wrote {json_out}[/]")
-    if csv_out is not None:
-        result.to_frame().to_csv(csv_out, index=False)
-        console.print(f"[dim]Wrote {csv_out}[/]")
+    _show(result, _console(quiet), json_out=json_out, csv_out=csv_out)
 
 
 @app.command()
@@ -385,13 +381,7 @@ def lastmile_cmd(
         frame, by=by, cluster=cluster, n_boot=n_boot, test=test, correction=correction, alpha=alpha,
         min_clusters=min_clusters, seed=seed,
     )
-    result.render(console)
-    if json_out is not None:
-        result.to_json(json_out)
-        console.print(f"[dim]Wrote {json_out}[/]")
-    if plot is not None:
-        result.plot(plot)
-        console.print(f"[dim]Wrote {plot}[/]")
+    _show(result, console, json_out=json_out, plot=plot)
 
 
 bounty_app = typer.Typer(help="Algorithmic bias bounty: programs, submissions, hunters, bundles.", no_args_is_help=True)
