@@ -174,3 +174,35 @@ def test_empty_data_and_missing_labels(tab):
     with pytest.raises(InputError, match="missing labels") as info:
         audit(df, metric="error_rate", by="sex")
     assert info.value.rows == [3, 5]
+
+
+@pytest.mark.parametrize("alphabet", ["ascii", "unicode"])
+def test_group_wer_and_edit_counts_equal_jiwer_and_fairlearn(alphabet):
+    import jiwer
+
+    df = groupwise.speech_example(3000, n_speakers=120, seed=11)
+    if alphabet == "unicode":
+        # Non-ASCII words: accents, CJK and Cyrillic, mapped one-to-one from the vocabulary.
+        extra = ["café", "naïve", "größe", "東京", "очень", "ñandú", "İstanbul", "ﬁnal"]
+        words = sorted({w for text in df.reference for w in text.split()})
+        mapping = {w: f"{extra[i % len(extra)]}{i}" for i, w in enumerate(words)}
+        for column in ("reference", "hypothesis"):
+            df[column] = [" ".join(mapping.get(w, w) for w in text.split()) for text in df[column]]
+    result = audit(df, metric="wer", by=["accent", "accent,noise"], normalize="none", n_boot=0)
+
+    def wer(y_true, y_pred):
+        return jiwer.wer(list(y_true), list(y_pred))
+
+    for family in (["accent"], ["accent", "noise"]):
+        mf = MetricFrame(metrics=wer, y_true=df["reference"], y_pred=df["hypothesis"], sensitive_features=df[family])
+        assert result.overall["value"] == pytest.approx(mf.overall)
+        for g in result.groups:
+            if g["family"] != ",".join(family):
+                continue
+            key = tuple(g["group"][c] for c in family)
+            assert g["value"] == pytest.approx(mf.by_group.loc[key if len(family) > 1 else key[0]])
+            rows = np.logical_and.reduce([df[c].astype(str) == str(g["group"][c]) for c in family])
+            counts = jiwer.process_words(df.reference[rows].tolist(), df.hypothesis[rows].tolist())
+            assert (g["substitutions"], g["deletions"], g["insertions"], g["hits"]) == (
+                counts.substitutions, counts.deletions, counts.insertions, counts.hits,
+            )
