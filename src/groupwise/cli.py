@@ -308,6 +308,8 @@ def transcribe(
     engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
     cache: Annotated[Optional[Path], typer.Option(help="Cache directory (default ~/.cache/groupwise or $GROUPWISE_CACHE).")] = None,
     skip_bad_audio: Annotated[bool, typer.Option("--skip-bad-audio", help="Leave out rows whose audio cannot be read (reported) instead of stopping.")] = False,
+    audio_column: Annotated[Optional[str], typer.Option("--audio-column", help="Manifest column with audio paths (found automatically: audio, path, file_name, ...).")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="Manifest column with reference transcripts (found automatically: reference, text, sentence, ...).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the condition transforms.")] = 0,
 ) -> None:
     """Transcribe every utterance (at baseline and under each condition), cached and resumable.
@@ -319,7 +321,8 @@ def transcribe(
     from groupwise.speech._transcribe import transcribe as run
 
     on_problem = "skip" if skip_bad_audio else "fail"
-    frame = load_corpus(manifest, on_problem=on_problem)  # type: ignore[arg-type]
+    columns = {k: v for k, v in (("audio_column", audio_column), ("text_column", text_column)) if v is not None}
+    frame = load_corpus(manifest, on_problem=on_problem, **columns)  # type: ignore[arg-type]
     console = _console()
     for p in frame.attrs.get("problems", []):
         console.print(f"[yellow]skipped[/] row {p['row']}: {p['audio']}: {p['problem']}", highlight=False)

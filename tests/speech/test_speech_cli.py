@@ -108,3 +108,19 @@ def test_bad_options(pipeline, args, message):
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert message in " ".join(out.stderr.split())
+
+
+def test_column_options_and_a_transcript_in_the_wrong_column(pipeline, tmp_path):
+    manifest = pd.read_csv(pipeline / "corpus" / "manifest.csv").head(2)
+    manifest["audio"] = [str(pipeline / "corpus" / a) for a in manifest.audio]
+    manifest = manifest.rename(columns={"text": "words", "audio": "wav_file"})
+    manifest.to_csv(tmp_path / "m.csv", index=False)
+    out = run("transcribe", tmp_path / "m.csv", "-o", tmp_path / "h.csv", cwd=pipeline)
+    assert out.returncode == 2
+    text = " ".join(out.stderr.split())
+    assert "no audio path column" in text and "--audio-column" in text and "wav_file" in text
+    out = run("transcribe", tmp_path / "m.csv", "--audio-column", "wav_file", "--text-column", "wordz", "-o", tmp_path / "h.csv", cwd=pipeline)
+    assert out.returncode == 2 and "transcript column 'wordz'" in " ".join(out.stderr.split())
+    out = run("transcribe", tmp_path / "m.csv", "--audio-column", "wav_file", "--text-column", "words", "-o", tmp_path / "h.csv", cwd=pipeline)
+    assert out.returncode == 0, out.stderr
+    assert pd.read_csv(tmp_path / "h.csv").reference.tolist() == manifest.words.tolist()

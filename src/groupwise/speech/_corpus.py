@@ -257,6 +257,16 @@ def load_audiofolder(
     return _finish(frame, provenance={}, on_problem=on_problem, check=check, source=str(meta))
 
 
+def _is_plain_manifest(path: Path) -> bool:
+    if path.is_dir() or path.name.startswith("metadata."):
+        return False
+    if path.suffix.lower() == ".tsv" and path.is_file():
+        with open(path, encoding="utf-8", errors="replace") as f:
+            header = {h.strip() for h in f.readline().split("\t")}
+        return not {"client_id", "sentence"} <= header
+    return True
+
+
 def load_corpus(
     path: str | os.PathLike[str],
     *,
@@ -270,6 +280,12 @@ def load_corpus(
     Common Voice; anything else is a generic manifest.
     """
     path = Path(path)
+    if options and format != "manifest" and not (format == "auto" and _is_plain_manifest(path)):
+        raise InputError(
+            f"column options ({', '.join(sorted(options))}) apply to generic manifests, and {str(path)!r} is "
+            "a Common Voice TSV or an audiofolder, whose columns are fixed",
+            fix="leave the column options out, or pass a generic manifest",
+        )
     if format == "auto":
         if path.is_dir() or path.name.startswith("metadata."):
             format = "audiofolder"
