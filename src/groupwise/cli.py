@@ -423,19 +423,33 @@ def bounty_init(
 
 @bounty_app.command("submit")
 def bounty_submit(
-    directory: Annotated[Path, typer.Argument(help="The program directory.")],
     model: Annotated[Path, typer.Option(help="The model h: an ONNX or skops file (never a pickle).")],
-    team: Annotated[str, typer.Option(help="Your team name.")],
+    directory: Annotated[Optional[Path], typer.Argument(help="The program directory (or use --server).")] = None,
+    team: Annotated[Optional[str], typer.Option(help="Your team name (local programs).")] = None,
     group: Annotated[Optional[str], typer.Option(help="The group g: an expression such as 'age >= 60 and sex == \"Female\"', or a classifier model file.")] = None,
+    server: Annotated[Optional[str], typer.Option(help="URL of a bounty service, e.g. http://127.0.0.1:8000.")] = None,
+    token: Annotated[Optional[str], typer.Option(envvar="GROUPWISE_TOKEN", help="Your team's API token (with --server).")] = None,
+    program: Annotated[Optional[str], typer.Option(help="The program on the server (default: its only one).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="With --server: wait for the decision.")] = False,
 ) -> None:
     """Submit a (group, model) pair; learn only accepted or rejected (and why, for input problems).
 
+    Exit status: 0 accepted, 1 rejected by the holdout, 2 refused (input or limits).
     Example: [bold]groupwise bounty submit adult-bounty --group 'age >= 60' --model h.onnx --team us[/]
     """
-    from groupwise.bounty._cli import submit_cmd
-
     if group is None:
         raise GroupwiseError("no group was given", fix="pass --group with an expression or a group model file")
+    if server is not None:
+        from groupwise.service._client import remote_submit
+
+        sub = remote_submit(server, token=token or "", program=program, model=model, group=group, wait=wait, console=_console())
+        if wait and sub["decision"] != "accepted":
+            raise typer.Exit(1 if sub["reason_kind"] == "check" else 2)
+        return
+    if directory is None or not team:
+        raise GroupwiseError("no program directory or team was given", fix="pass DIR --team NAME, or --server URL --token TOKEN")
+    from groupwise.bounty._cli import submit_cmd
+
     result = submit_cmd(directory, model=model, team=team, group=group, console=_console())
     if not result.accepted:
         # A holdout rejection is an answer (exit 1); a refused input or a broken limit is
@@ -460,12 +474,63 @@ def bounty_hunt(
 
 @bounty_app.command("status")
 def bounty_status(
-    directory: Annotated[Path, typer.Argument(help="The program directory.")],
+    directory: Annotated[Optional[Path], typer.Argument(help="The program directory (or use --server).")] = None,
+    server: Annotated[Optional[str], typer.Option(help="URL of a bounty service.")] = None,
+    token: Annotated[Optional[str], typer.Option(envvar="GROUPWISE_TOKEN", help="Your team's API token (shows your own submissions too).")] = None,
+    program: Annotated[Optional[str], typer.Option(help="The program on the server (default: its only one).")] = None,
 ) -> None:
     """The model's versions, error trajectory and per-group errors on the public test split."""
+    if server is not None:
+        from groupwise.service._client import remote_status
+
+        remote_status(server, token=token, program=program, console=_console())
+        return
+    if directory is None:
+        raise GroupwiseError("no program directory was given", fix="pass DIR, or --server URL")
     from groupwise.bounty._cli import status_cmd
 
     status_cmd(directory, console=_console())
+
+
+@bounty_app.command("worker")
+def bounty_worker(
+    db: Annotated[str, typer.Option("--db", help="The service's database URL (PostgreSQL for several workers).")],
+) -> None:
+    """Run one evaluation worker for a bounty service (more workers: run more of these)."""
+    from groupwise.service.worker import run_worker
+
+    run_worker(db)
+
+
+@app.command()
+def serve(
+    db: Annotated[str, typer.Option("--db", help="sqlite:///bounty.db, or postgresql+psycopg://user@host/db in production.")] = "sqlite:///bounty.db",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Evaluation worker processes (PostgreSQL; SQLite runs one in-process worker).")] = 1,
+    web_workers: Annotated[int, typer.Option("--web-workers", help="uvicorn processes (PostgreSQL only).")] = 1,
+    program: Annotated[Optional[list[Path]], typer.Option("--program", help="A program directory from groupwise bounty init. Repeatable.")] = None,
+    admin_token: Annotated[Optional[str], typer.Option("--admin-token", envvar="GROUPWISE_ADMIN_TOKEN", help="Register this admin token (default: one is made and printed on first start).")] = None,
+    secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark the session cookie Secure (behind https).")] = False,
+    per_hour: Annotated[int, typer.Option("--per-hour", help="Submissions per team and program per hour.")] = 20,
+    per_day: Annotated[int, typer.Option("--per-day", help="Submissions per team and program per day.")] = 100,
+    new_admin_token: Annotated[bool, typer.Option("--new-admin-token", help="Print a new admin token and exit.")] = False,
+) -> None:
+    """Run the bias-bounty web service: API, web UI and evaluation workers.
+
+    Example: [bold]groupwise serve --db sqlite:///bounty.db --program adult-bounty[/]
+    """
+    from groupwise.service import create_admin_token
+    from groupwise.service import serve as run
+
+    if new_admin_token:
+        print(create_admin_token(db))
+        return
+    run(
+        db, host=host, port=port, workers=workers, web_workers=web_workers, programs=program or [],
+        admin_token=admin_token, secure_cookies=secure_cookies, submissions_per_hour=per_hour,
+        submissions_per_day=per_day,
+    )
 
 
 @bounty_app.command("export")

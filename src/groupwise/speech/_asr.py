@@ -792,7 +792,10 @@ class HttpBackend(Backend):
             raise InputError(f"retries must be a whole number >= 0, got {retries!r}", fix="e.g. retries=3")
         for option, value in (("headers", headers), ("form", form)):
             if value is not None and not isinstance(value, Mapping):
-                raise InputError(f"{option} must be a mapping of names to values, got {value!r}", fix=f'e.g. {option}={{"X-Name": "value"}}')
+                raise InputError(
+                    f"{option} must be a mapping of names to values, got {value!r}",
+                    fix=f'e.g. {option}={{"X-Name": "value"}}',
+                )
         self.url = url
         self.key = key.strip()
         self.field = str(field)
@@ -823,7 +826,8 @@ class HttpBackend(Backend):
         wav = _wav_bytes(audio, self.sample_rate)
         headers = {"Accept": "application/json", "User-Agent": "groupwise", **self.headers}
         if self.raw:
-            return urllib.request.Request(self.url, data=wav, method="POST", headers={"Content-Type": "audio/wav", **headers})
+            headers = {"Content-Type": "audio/wav", **headers}
+            return urllib.request.Request(self.url, data=wav, method="POST", headers=headers)
         boundary = uuid.uuid4().hex
         parts = []
         for name, value in self.form.items():

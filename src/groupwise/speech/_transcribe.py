@@ -15,9 +15,9 @@ Caching
 
 Parallelism
     ``workers=N`` runs N recognisers. Recognisers that compute (PocketSphinx, Whisper)
-    each get a process of their own, built once per process, and are sent chunks of
-    jobs, longest utterances first; while those processes start, the calling process
-    transcribes the shortest jobs itself. Recognisers that wait (a web service,
+    each get a process of their own, built once per process: the calling process and
+    N-1 helper processes, which are sent chunks of jobs, longest utterances first,
+    while the calling process takes the shortest. Recognisers that wait (a web service,
     another program) run in N threads sharing one instance, which also makes an
     ``http`` rate limit hold across all of them. ``engine="ray"`` runs the same chunks
     as Ray tasks instead.
@@ -43,8 +43,8 @@ import math
 import multiprocessing
 import os
 import sqlite3
-import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -67,7 +67,7 @@ CACHE_FILE = "transcripts.sqlite"
 _SCHEMA = 1
 _OUTPUT_COLUMNS = ("condition", "hypothesis", "audio_seconds", "cached", "error")
 _MAX_CHUNK = 32
-_HELP_WHILE_WORKERS_START = True  # see _execute_processes
+_CALLER_WORKS = True  # the calling process is one of the workers (see _execute_processes)
 
 
 def default_cache_dir() -> Path:
@@ -250,7 +250,8 @@ def _run_jobs(
         try:
             hypothesis = _run_one(backend, job)
         except GroupwiseError as exc:
-            outcome = _Outcome(job.key, None, (type(exc).__name__, exc.problem, exc.fix), time.perf_counter() - start, job.seconds)
+            error = (type(exc).__name__, exc.problem, exc.fix)
+            outcome = _Outcome(job.key, None, error, time.perf_counter() - start, job.seconds)
         except Exception as exc:
             if stop_on_error:
                 raise
@@ -281,10 +282,6 @@ def _worker_init(backend_name: str, options: dict[str, Any], cache_path: str | N
     _WORKER["cache"] = _Cache(Path(cache_path)) if cache_path else None
 
 
-def _worker_ready() -> bool:
-    return True
-
-
 def _worker_chunk(jobs: list[_Job], stop_on_error: bool) -> list[_Outcome]:
     return _run_jobs(_WORKER["backend"], jobs, cache=_WORKER["cache"], stop_on_error=stop_on_error)
 
@@ -299,13 +296,18 @@ def _ray_chunk(backend_name: str, options: dict[str, Any], jobs: list[_Job], sto
     return _run_jobs(_WORKER["ray_backend"], jobs, cache=None, stop_on_error=stop_on_error)
 
 
-def _chunks(jobs: list[_Job], workers: int) -> list[list[_Job]]:
+def _chunk_size(jobs: int, workers: int) -> int:
     # Chunks amortise the cost of a task when utterances are short, but a big chunk
     # left at the end keeps one worker busy while the others idle: aim for eight chunks
-    # per worker, at most 32 jobs each. Longest utterances first (as in LPT scheduling),
-    # so the chunks handed out last are the quickest.
+    # per worker, at most 32 jobs each.
+    return max(1, min(_MAX_CHUNK, math.ceil(jobs / (8 * workers))))
+
+
+def _chunks(jobs: list[_Job], workers: int) -> list[list[_Job]]:
+    # Longest utterances first (as in LPT scheduling), so the chunks handed out last
+    # are the quickest.
     ordered = sorted(jobs, key=lambda j: -j.seconds)
-    size = max(1, min(_MAX_CHUNK, math.ceil(len(ordered) / (8 * workers))))
+    size = _chunk_size(len(ordered), workers)
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
@@ -337,7 +339,9 @@ class _Progress:
         self.start = time.perf_counter()
         self._bar: Any = None
         if self.live:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+            )  # fmt: skip
 
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -446,7 +450,10 @@ def transcribe(
     """
     started = time.perf_counter()
     if not isinstance(manifest, pd.DataFrame):
-        raise InputError(f"manifest must be a pandas DataFrame, got {type(manifest).__name__}", fix="load it with load_manifest() or pandas")
+        raise InputError(
+            f"manifest must be a pandas DataFrame, got {type(manifest).__name__}",
+            fix="load it with load_manifest() or pandas",
+        )
     if audio_column not in manifest.columns:
         raise InputError(
             f"the manifest has no audio column {audio_column!r} (columns: {', '.join(map(str, manifest.columns))})",
@@ -507,7 +514,8 @@ def transcribe(
                 key = _job_key(digest, spec, key_seed, backend_id, inputs[spec])
                 slots.append((spec, pos, key))
                 if key not in jobs:
-                    jobs[key] = _Job(key, path, spec, key_seed, _utterance_seed(seed, digest), digest, seconds, backend_id)
+                    utterance_seed = _utterance_seed(seed, digest)
+                    jobs[key] = _Job(key, path, spec, key_seed, utterance_seed, digest, seconds, backend_id)
         hits = store.lookup(list(jobs)) if store is not None else {}
         todo = [job for key, job in jobs.items() if key not in hits]
 
@@ -527,15 +535,14 @@ def transcribe(
             if failures and on_error == "fail":
                 first = failures[0]
                 row = rows_of[first.key][0]
-                kind = {"AudioError": AudioError, "InputError": InputError, "BackendUnavailable": BackendUnavailable}.get(
-                    first.error[0], TranscriptionError
-                )
+                kinds = {"AudioError": AudioError, "InputError": InputError, "BackendUnavailable": BackendUnavailable}
+                kind = kinds.get(first.error[0], TranscriptionError)
                 done = sum(o.error is None for o in results.values())
                 raise kind(
                     f"transcribing row {row} ({jobs[first.key].path}, condition {jobs[first.key].condition!r}) "
                     f"failed: {first.error[1]}",
                     fix=f"{first.error[2]}; the {done} results finished in this run "
-                    f"{'are cached, so running again resumes' if store is not None else 'were not cached (cache=False)'}",
+                    + ("are cached, so running again resumes" if store is not None else "were not cached (cache=False)"),
                 )
             transcribe_problems = [
                 {"row": r, "audio": jobs[o.key].path, "problem": f"{o.error[1]}", "condition": jobs[o.key].condition}
@@ -708,45 +715,72 @@ def _execute_processes(
     store: _Cache | None, cache_path: Path | None, stop_on_error: bool,
     record: Callable[[Sequence[_Outcome]], None], failed: Callable[[Sequence[_Outcome]], bool],
 ) -> None:  # fmt: skip
+    # The calling process is one of the workers: a worker process takes a second or two
+    # to start (a fresh interpreter imports groupwise and loads its model), which on a
+    # minute of audio is most of what keeps two workers from being twice as fast as one.
+    # The helper processes take chunks of the longest utterances from the front of the
+    # queue and this process takes the shortest from the back, between which it hands
+    # out more chunks; it keeps at least as much work for itself as each helper has in
+    # hand, so that they all finish together instead of this one waiting at the end.
+    caller_works = _CALLER_WORKS
+    helpers = workers - 1 if caller_works else workers
+    queue = deque(sorted(todo, key=lambda j: -j.seconds))
+    left = sum(j.seconds for j in queue)  # audio seconds still in the queue
+    size = _chunk_size(len(todo), workers)
+    pending: dict[Future[list[_Outcome]], float] = {}  # chunk -> its audio seconds
     # Workers write their results to the cache themselves, as each one is finished.
     pool = ProcessPoolExecutor(
-        workers, mp_context=_pool_context(), initializer=_worker_init,
+        helpers, mp_context=_pool_context(), initializer=_worker_init,
         initargs=(backend_name, options, str(cache_path) if cache_path else None),
     )  # fmt: skip
     submitted = False
-    try:
-        # A worker takes a second or two to start (a fresh interpreter imports groupwise
-        # and loads its model). Meanwhile this process transcribes the shortest jobs
-        # itself, so that start-up costs no time: it is most of what keeps two workers
-        # from running twice as fast as one on a minute of audio.
-        ready = [pool.submit(_worker_ready) for _ in range(workers)]
-        queue = sorted(todo, key=lambda j: -j.seconds)
-        while _HELP_WHILE_WORKERS_START and queue and not all(f.done() for f in ready):
-            outcomes = _run_jobs(recogniser, [queue.pop()], cache=store, stop_on_error=stop_on_error)
+
+    def feed() -> None:
+        nonlocal left, submitted
+        # Two chunks per helper: one running, one waiting in the pipe, so a helper never
+        # waits for this process to finish an utterance before it gets more.
+        while queue and len(pending) < 2 * helpers:
+            n = min(size, len(queue))
+            seconds = sum(queue[i].seconds for i in range(n))
+            if caller_works and (sum(pending.values()) + seconds) / helpers > left - seconds:
+                return
+            chunk = [queue.popleft() for _ in range(n)]
+            left -= seconds
+            pending[pool.submit(_worker_chunk, chunk, stop_on_error)] = seconds
+            submitted = True
+
+    def collect(timeout: float | None) -> bool:
+        finished, _ = wait(list(pending), timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in finished:
+            del pending[future]
+            outcomes = future.result()
             record(outcomes)
             if failed(outcomes):
+                return True
+        return False
+
+    try:
+        feed()
+        while caller_works and queue:
+            job = queue.pop()
+            left -= job.seconds
+            outcomes = _run_jobs(recogniser, [job], cache=store, stop_on_error=stop_on_error)
+            record(outcomes)
+            if failed(outcomes) or (pending and collect(0)):
                 return
-        if not queue:
-            return
-        for future in ready:
-            future.result()  # a worker that could not start raises here
-        submitted = True
-        pending = {pool.submit(_worker_chunk, chunk, stop_on_error) for chunk in _chunks(queue, workers)}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                outcomes = future.result()
-                record(outcomes)
-                if failed(outcomes):
-                    return
+            feed()
+        while pending or queue:
+            if pending and collect(None):
+                return
+            feed()
     except BrokenProcessPool:
         raise TranscriptionError(
-            "a recogniser worker process died (killed, out of memory, or crashed in native code)",
+            "a recogniser worker process failed to start or died (killed, out of memory, or crashed in "
+            "native code)",
             fix="run again to resume from the cache; with workers=1 the failing utterance shows in the traceback",
         ) from None
     finally:
         # Chunks not started are dropped; those running finish and land in the cache.
-        # Workers that never got work are left to exit on their own.
         pool.shutdown(wait=submitted, cancel_futures=True)
 
 

@@ -1,0 +1,1 @@
+"""The JSON API of the bounty service (``/api/v1``)."""
