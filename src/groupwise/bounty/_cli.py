@@ -128,7 +128,7 @@ def hunt_cmd(
     for result in results:
         _print_result(console, result)
     if not results:
-        console.print("The hunter found no candidate that improves the public test split enough to submit.")
+        console.print("The hunter found no candidate whose estimated improvement (on held-out public training rows) clears the bar to submit.")
     console.print(f"{sum(r.accepted for r in results)} of {len(results)} submissions accepted; holdout: {program.state.status}", highlight=False)
     return results
 

@@ -10,11 +10,15 @@ quantity,
     est(g, h) = mu(g) * (L(f, g) - L(h, g)) = (1/n) * sum over rows in g of (loss_f - loss_h),
 
 with loss_h the out-of-sample loss, together with its standard error ``se``. A pair is
-submitted only when ``est - margin * se >= 3 eps / 4`` (the checker's threshold), best
-first; after each acceptance the remaining candidates are re-estimated against the new
-model, and a candidate that no longer clears the bar is dropped. A hunter never submits
-more than its budget. The submitted h is refitted on all the training rows it was
-estimated for (at least as good, in expectation, as the half-data fits behind ``est``).
+submitted only when ``est - margin * se >= 3 eps / 4`` (the checker's threshold). Among
+the pairs that clear it, the one whose group gains most within itself goes first: the
+largest ``L(f, g) - L(h, g)`` (``est / mu(g)``), the group the current model serves worst
+relative to what h achieves, and usually a more specific group than the one with the
+largest mass-weighted score, so one submission does not take every improvement at once.
+After each acceptance the remaining candidates are re-estimated against the new model,
+and a candidate that no longer clears the bar is dropped. A hunter never submits more
+than its budget. The submitted h is refitted on all the training rows it was estimated
+for (at least as good, in expectation, as the half-data fits behind ``est``).
 
 ``demographic``
     Groups from one or two features of the hunter's focus: one per category value;
@@ -267,8 +271,8 @@ def _fit(
     return model.fit(X, y, sample_weight=weights)
 
 
-# Reference fits (h0 on all training rows) depend only on the data, the model kind and the
-# seed, not on the current model: kept across hunts of the same program.
+# Reference fits (h0 on all training rows) depend only on the training data, the model kind
+# and the seed, not on the current model: kept across hunts on the same data.
 _REFERENCE: dict[tuple[str, ...], dict[str, Any]] = {}
 
 
@@ -294,6 +298,10 @@ class _Hunter:
         self.y = program.y("train")
         self.frame = program.frame("train")
         self.n = len(self.y)
+        digest = hashlib.sha256(np.ascontiguousarray(self.X).tobytes())
+        digest.update(np.ascontiguousarray(self.y).tobytes())
+        digest.update(self.schema.task.encode())
+        self.fingerprint = digest.hexdigest()
         # Two halves of the training rows, fixed by the seed: fit on one, estimate on the other.
         self.half = (np.random.default_rng(seed).permutation(self.n) % 2).astype(bool)
         self.tried = self._rejected_here()
@@ -351,7 +359,7 @@ class _Hunter:
         return pred
 
     def _reference_entry(self, kind: str) -> dict[str, Any]:
-        key = (str(self.program.root), str(self.program.config.get("created")), kind, str(self.seed), str(self.n))
+        key = (self.fingerprint, kind, str(self.seed))
         if key not in _REFERENCE:
             if len(_REFERENCE) >= 8:
                 _REFERENCE.pop(next(iter(_REFERENCE)))
