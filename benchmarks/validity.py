@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_validity import simulate  # noqa: E402
 
-from groupwise._stats import Family, analyse  # noqa: E402
+from groupwise.audit._stats import Family, analyse  # noqa: E402
 
 
 def coverage(reps: int, speakers: int, sd: float, seed: int = 0) -> float:

@@ -18,25 +18,25 @@ from typing import TYPE_CHECKING, Any
 from groupwise._errors import GroupExpressionError, GroupwiseError, InputError, ProvenanceError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from groupwise._audit import audit
-    from groupwise._coverage import CoverageResult, coverage
+    from groupwise.audit._audit import audit
+    from groupwise.audit._coverage import CoverageResult, coverage
     from groupwise._example import speech_example, tabular_example
     from groupwise._expr import GroupExpression, parse_group
-    from groupwise._lastmile import LastMileResult, lastmile
-    from groupwise._metrics import METRICS
+    from groupwise.audit._lastmile import LastMileResult, lastmile
+    from groupwise.audit._metrics import METRICS
     from groupwise._provenance import Provenance, load_schema
-    from groupwise._result import AuditResult
+    from groupwise.audit._result import AuditResult
 
 _LAZY = {
-    "audit": "groupwise._audit",
-    "AuditResult": "groupwise._result",
-    "coverage": "groupwise._coverage",
-    "CoverageResult": "groupwise._coverage",
-    "lastmile": "groupwise._lastmile",
-    "LastMileResult": "groupwise._lastmile",
+    "audit": "groupwise",
+    "AuditResult": "groupwise.audit._result",
+    "coverage": "groupwise.audit._coverage",
+    "CoverageResult": "groupwise.audit._coverage",
+    "lastmile": "groupwise.audit._lastmile",
+    "LastMileResult": "groupwise.audit._lastmile",
     "GroupExpression": "groupwise._expr",
     "parse_group": "groupwise._expr",
-    "METRICS": "groupwise._metrics",
+    "METRICS": "groupwise.audit._metrics",
     "Provenance": "groupwise._provenance",
     "load_schema": "groupwise._provenance",
     "speech_example": "groupwise._example",
@@ -69,7 +69,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'groupwise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    if name == "audit":  # the subpackage, callable as the audit function
+        value: Any = importlib.import_module("groupwise.audit")
+    else:
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

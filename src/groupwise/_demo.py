@@ -46,10 +46,10 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, console: An
     """
     from rich.console import Console
 
-    from groupwise._audit import audit
-    from groupwise._coverage import coverage
+    from groupwise.audit._audit import audit
+    from groupwise.audit._coverage import coverage
     from groupwise._example import speech_example
-    from groupwise._report import audit_table, coverage_table, figure_data_uri, html_report
+    from groupwise.audit._report import audit_table, coverage_table, figure_data_uri, html_report
 
     console = console or Console()
     out = Path(out)

@@ -92,7 +92,7 @@ def audit(
 
     Example: [bold]groupwise audit hyps.csv --by accent --by accent,noise --cluster speaker --json out.json[/]
     """
-    from groupwise._audit import audit as run_audit
+    from groupwise.audit._audit import audit as run_audit
     from groupwise._provenance import Provenance, load_schema, parse_assignments
 
     prov = load_schema(schema) if schema is not None else Provenance()
@@ -151,7 +151,7 @@ def coverage_cmd(
 
     Example: [bold]groupwise coverage hyps.csv --dims accent,noise --cluster speaker --target-half-width 0.03[/]
     """
-    from groupwise._coverage import coverage
+    from groupwise.audit._coverage import coverage
 
     result = coverage(
         data,
@@ -360,7 +360,7 @@ def lastmile_cmd(
     Example: [bold]groupwise lastmile corpus/manifest.csv --lm domain.lm --condition 'hum:freq=1200,harmonics=3,snr=5' --by accent --json lastmile.json[/]
     """
     from groupwise._io import read_table
-    from groupwise._lastmile import lastmile
+    from groupwise.audit._lastmile import lastmile
     from groupwise.speech._corpus import load_corpus
     from groupwise.speech._transcribe import transcribe as run
 

@@ -35,10 +35,10 @@ def run_speech_demo(
     """Run the demo into ``out`` and return the path of ``report.html``."""
     from rich.console import Console
 
-    from groupwise._audit import audit
-    from groupwise._coverage import coverage
-    from groupwise._lastmile import lastmile
-    from groupwise._report import audit_table, coverage_table, figure_data_uri, html_report, lastmile_table
+    from groupwise.audit._audit import audit
+    from groupwise.audit._coverage import coverage
+    from groupwise.audit._lastmile import lastmile
+    from groupwise.audit._report import audit_table, coverage_table, figure_data_uri, html_report, lastmile_table
     from groupwise.speech._corpus import load_manifest
     from groupwise.speech._lm import build_lm
     from groupwise.speech._synth import DEFAULT_ACCENTS, synthesize_corpus

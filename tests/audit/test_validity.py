@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groupwise._stats import Family, analyse
+from groupwise.audit._stats import Family, analyse
 
 
 def simulate(rng, *, n_groups, speakers_per_group, utterances, rates, speaker_sd=0.5):

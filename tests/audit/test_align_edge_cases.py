@@ -8,9 +8,9 @@ import pandas as pd
 import polars as pl
 import pytest
 
-import groupwise._align as align
+import groupwise.audit._align as align
 from groupwise import InputError
-from groupwise._align import char_edits, word_edits
+from groupwise.audit._align import char_edits, word_edits
 
 FIELDS = ("substitutions", "deletions", "insertions", "hits", "ref_len", "hyp_len")
 

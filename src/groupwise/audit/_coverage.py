@@ -29,7 +29,7 @@ from scipy import stats as sstats
 
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
-from groupwise._metrics import MetricColumns, contributions, get_metric
+from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 
 __all__ = ["coverage", "CoverageResult"]
 
@@ -228,7 +228,7 @@ def coverage(
         spec = get_metric(metric)
         normalizer = None
         if spec.name in ("wer", "cer"):
-            from groupwise._text import parse_normalizer
+            from groupwise.audit._text import parse_normalizer
 
             normalizer = parse_normalizer(normalize)
         contrib = contributions(

@@ -278,7 +278,7 @@ def _texts(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
 def _text_contributions(
     frame: pd.DataFrame, name: str, names: dict[str, str], normalizer: object | None
 ) -> Contributions:
-    from groupwise._align import char_edits, word_edits
+    from groupwise.audit._align import char_edits, word_edits
 
     refs = _texts(frame, names["reference"], "reference")
     hyps = _texts(frame, names["hypothesis"], "hypothesis")

@@ -11,11 +11,11 @@ import io
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from groupwise._result import format_value, group_label
+from groupwise.audit._result import format_value, group_label
 
 if TYPE_CHECKING:
-    from groupwise._coverage import CoverageResult
-    from groupwise._result import AuditResult
+    from groupwise.audit._coverage import CoverageResult
+    from groupwise.audit._result import AuditResult
 
 __all__ = ["html_report", "figure_data_uri"]
 

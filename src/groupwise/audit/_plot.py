@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from groupwise._result import group_label
+from groupwise.audit._result import group_label
 
 if TYPE_CHECKING:
-    from groupwise._result import AuditResult
+    from groupwise.audit._result import AuditResult
 
 __all__ = ["plot_audit"]
 

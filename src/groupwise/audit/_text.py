@@ -122,7 +122,7 @@ def _other_whitespace_class() -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Input coercion shared with groupwise._align.
+# Input coercion shared with groupwise.audit._align.
 
 
 def _is_missing(value: object) -> bool:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from groupwise import InputError, coverage
-from groupwise._stats import Family, analyse
+from groupwise.audit._stats import Family, analyse
 
 
 def test_every_combination_is_listed_with_counts(speech_df):

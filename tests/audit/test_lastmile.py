@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from groupwise import InputError
-from groupwise._lastmile import lastmile
+from groupwise.audit._lastmile import lastmile
 
 
 def paired(seed=0, extra=None, n_groups=5, speakers=12, utts=10):

@@ -29,10 +29,10 @@ from scipy import stats as sstats
 
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
-from groupwise._metrics import MetricColumns, contributions, get_metric
+from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 from groupwise._provenance import Provenance
-from groupwise._result import format_value, group_label
-from groupwise._stats import _cell_sums, _percentile_ci, _ratio, _replicate_sums, adjust, permutation_p
+from groupwise.audit._result import format_value, group_label
+from groupwise.audit._stats import _cell_sums, _percentile_ci, _ratio, _replicate_sums, adjust, permutation_p
 
 __all__ = ["lastmile", "LastMileResult"]
 
@@ -161,7 +161,7 @@ class LastMileResult:
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Deltas per group with their intervals, one panel per condition."""
-        from groupwise._plot import _pyplot
+        from groupwise.audit._plot import _pyplot
 
         plt = _pyplot()
         scale = 100.0 if self.metric in _PERCENT else 1.0
@@ -293,11 +293,11 @@ def lastmile(
 
     normalizer = None
     if spec.name in ("wer", "cer"):
-        from groupwise._text import parse_normalizer
+        from groupwise.audit._text import parse_normalizer
 
         normalizer = parse_normalizer(normalize)
     contrib = contributions(frame, spec, MetricColumns(reference, hypothesis, y_true, y_pred), normalizer=normalizer)
-    from groupwise._audit import _cluster_codes, _family_from_columns
+    from groupwise.audit._audit import _cluster_codes, _family_from_columns
 
     cluster_codes, n_clusters = _cluster_codes(frame, cluster)
     fam = _family_from_columns(frame, by_cols)

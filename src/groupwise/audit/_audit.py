@@ -1,8 +1,8 @@
 """The disaggregated audit: one function from a table to an :class:`AuditResult`.
 
 :func:`audit` validates the input, turns the metric into per-row contributions
-(:mod:`groupwise._metrics`), the groupings into families of cells, and hands both to the
-statistical core (:mod:`groupwise._stats`). It never formats anything: the result object
+(:mod:`groupwise.audit._metrics`), the groupings into families of cells, and hands both to the
+statistical core (:mod:`groupwise.audit._stats`). It never formats anything: the result object
 renders itself.
 """
 
@@ -16,10 +16,10 @@ import pandas as pd
 
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
-from groupwise._metrics import MetricColumns, contributions, get_metric
+from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 from groupwise._provenance import Provenance
-from groupwise._result import AuditResult
-from groupwise._stats import Family, analyse
+from groupwise.audit._result import AuditResult
+from groupwise.audit._stats import Family, analyse
 
 __all__ = ["audit"]
 
@@ -181,7 +181,7 @@ def audit(
     cluster_codes, n_clusters = _cluster_codes(frame, cluster)
     normalizer = None
     if spec.name in ("wer", "cer"):
-        from groupwise._text import parse_normalizer
+        from groupwise.audit._text import parse_normalizer
 
         normalizer = parse_normalizer(normalize)
     contrib = contributions(

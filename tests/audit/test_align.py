@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import groupwise._align as align
-from groupwise._align import EditCounts, char_edits, word_edits
+import groupwise.audit._align as align
+from groupwise.audit._align import EditCounts, char_edits, word_edits
 
 FIELDS = ("substitutions", "deletions", "insertions", "hits", "ref_len", "hyp_len")
 

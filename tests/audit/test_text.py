@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from groupwise import InputError
-from groupwise._text import (
+from groupwise.audit._text import (
     ALIASES,
     STEPS,
     Normalizer,

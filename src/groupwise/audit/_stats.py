@@ -1,7 +1,7 @@
 """The statistical core: per-(cluster, cell) sums and the joint cluster bootstrap.
 
 Every number an audit reports comes from here. The input is per-row ``num`` and ``den``
-(see :mod:`groupwise._metrics`), a cluster code per row (the speaker, the person: the unit
+(see :mod:`groupwise.audit._metrics`), a cluster code per row (the speaker, the person: the unit
 that is sampled independently) and one or more *families* of cells (a family is one
 grouping such as ``accent`` or ``accent,noise``; each row is in at most one cell of a
 family).

@@ -231,7 +231,7 @@ class AuditResult:
         -------
         matplotlib.figure.Figure
         """
-        from groupwise._plot import plot_audit
+        from groupwise.audit._plot import plot_audit
 
         return plot_audit(self, path=path, ax=ax)
 

@@ -29,7 +29,7 @@ Words are ``str.split()`` tokens, i.e. runs of non-whitespace. jiwer's ``wer_def
 splits on single spaces after collapsing runs of two or more whitespace characters, so
 the two agree on any text where a lone whitespace character between words is a plain
 space, which is always the case after the ``whitespace`` normalisation step
-(:mod:`groupwise._text`). Word splitting is fastest on such text: a run of several
+(:mod:`groupwise.audit._text`). Word splitting is fastest on such text: a run of several
 spaces, a tab or an empty string makes the affected rows go through Python.
 
 Empty references are allowed, as in jiwer 4: such a pair has ``ref_len`` 0 and one
@@ -53,7 +53,7 @@ from rapidfuzz.distance import Levenshtein, LCSseq
 from rapidfuzz.process import cpdist
 
 from groupwise._errors import InputError
-from groupwise._text import (
+from groupwise.audit._text import (
     _as_list,
     _as_series,
     _coerce_texts,

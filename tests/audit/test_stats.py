@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sstats
 
-from groupwise._stats import Family, adjust, analyse, benjamini_hochberg, bootstrap_weights, holm
+from groupwise.audit._stats import Family, adjust, analyse, benjamini_hochberg, bootstrap_weights, holm
 
 
 def test_holm_matches_definition():
