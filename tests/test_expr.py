@@ -830,3 +830,90 @@ def test_subprocess_patch_is_effective() -> None:
     # Guards the guard: inside the context, a real attempt to run a command fails.
     with nothing_may_execute(), pytest.raises(AssertionError):
         subprocess.Popen(["true"])
+
+
+# --- linear work on hostile text, and cached parses ------------------------------------------
+
+
+def _hostile(n: int) -> list[str]:
+    """Texts of about ``n`` characters built to defeat the placeholder search."""
+    return [
+        "_" * (n - 10) + "_gw_col_ > 1",
+        "_gw" * (n // 3),
+        "`a` > 1 and " + "_" * (n // 2) + "_gw_col_ > 1 and " + " and ".join(f"`c{i}` > 1" for i in range(n // 40)),
+        "ＡＢ" + "＿ｇｗｃｏｌ＿" * (n // 7),
+    ]
+
+
+def _scanned(monkeypatch: pytest.MonkeyPatch, text: str) -> tuple[int, int]:
+    """Characters the scanner examined in its searches, and the size of its output."""
+    seen = [0]
+    real = expr_module._find
+
+    def counting(haystack: str, needle: str, start: int) -> int:
+        at = real(haystack, needle, start)
+        seen[0] += (len(haystack) if at < 0 else at + len(needle)) - start
+        return at
+
+    monkeypatch.setattr(expr_module, "_find", counting)
+    prepared = expr_module._Scanner(text).scan().text
+    return seen[0], len(prepared)
+
+
+@pytest.mark.parametrize("kind", range(4))
+def test_scanner_work_grows_linearly_with_the_text(monkeypatch: pytest.MonkeyPatch, kind: int) -> None:
+    small, large = _hostile(2_500)[kind], _hostile(10_000)[kind]
+    work_small, out_small = _scanned(monkeypatch, small)
+    work_large, out_large = _scanned(monkeypatch, large)
+    # Each search examines a character at most a few times, so the work is proportional
+    # to the text: four times the text is at most about four times the work.
+    assert work_small <= 4 * len(small)
+    assert work_large <= 4 * len(large)
+    assert work_large <= 4.5 * max(work_small, 1) + 100
+    # Placeholders have a fixed length, so the text handed to the parser stays linear too.
+    assert out_large <= 3 * len(large) + 100
+    assert len(expr_module._placeholder_prefix(large)) == 7
+
+
+def test_placeholder_prefix_avoids_every_spelling_in_the_text() -> None:
+    for text in _hostile(3_000) + ["_gwcol_0 > 1", "_gwcol_ _gwaaa_ _gwaab_"]:
+        prefix = expr_module._placeholder_prefix(text)
+        assert prefix not in text
+        assert prefix not in __import__("unicodedata").normalize("NFKC", text)
+
+
+def test_long_hostile_expressions_are_refused_with_their_reason() -> None:
+    with pytest.raises(GroupExpressionError, match="names starting with '__'"):
+        parse_group(_hostile(9_990)[0])
+    # One long identifier made of the prefix is an ordinary column name.
+    assert parse_group(_hostile(9_990)[1]).columns == ("_gw" * 3330,)
+    spoof = "_gwcol_0 > 1 or `a b` > 1"
+    expr = parse_group(spoof)
+    assert expr.columns == ("_gwcol_0", "a b")
+    assert expr.evaluate({"_gwcol_0": [1, 2], "a b": [5, 0]}).tolist() == [True, True]
+
+
+def test_parse_group_parses_each_text_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = expr_module._parse
+
+    def counting(text: str) -> Any:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(expr_module, "_parse", counting)
+    # Like the heat map reading every logged group: the same texts over and over.
+    logged = ["x_cached_1 > 3 and y_cached_1 == 'a'", "x_cached_1 >", "z_cached_1 in [1, 2]"] * 50
+    columns = []
+    for text in logged:
+        try:
+            columns.append(parse_group(text).columns)
+        except GroupExpressionError as err:
+            columns.append(("error", err.position, err.message))
+    assert sorted(set(calls)) == sorted(set(logged))
+    assert len(calls) == 3
+    assert columns[0] == ("x_cached_1", "y_cached_1") and columns[3] == columns[0]
+    assert columns[1] == columns[4] and columns[1][0] == "error" and columns[1][1] is not None
+    # A known column list is still checked on a cached parse.
+    with pytest.raises(GroupExpressionError, match="not one of the known columns"):
+        parse_group(logged[0], columns=["x_cached_1"])
