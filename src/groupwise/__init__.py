@@ -41,6 +41,7 @@ _LAZY = {
     "load_schema": "groupwise._provenance",
     "speech_example": "groupwise._example",
     "tabular_example": "groupwise._example",
+    "slices": "groupwise.audit._slices",
 }
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "lastmile",
     "load_schema",
     "parse_group",
+    "slices",
     "speech_example",
     "tabular_example",
 ]

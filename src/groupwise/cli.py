@@ -170,6 +170,48 @@ def coverage_cmd(
     _show(result, _console(quiet), json_out=json_out, csv_out=csv_out)
 
 
+@app.command("slices")
+def slices_cmd(
+    data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example.")],
+    features: Annotated[str, typer.Option(help="Comma-separated columns to build predicates from, e.g. accent,noise,snr_db.")],
+    metric: Annotated[str, typer.Option(help="What to measure (higher is worse): wer, cer, error_rate, fpr, fnr, mae, mse or ratio.")] = "wer",
+    cluster: Annotated[Optional[str], typer.Option(help="Column of the independently sampled unit (speaker); the search and the confirmation get different halves of them.")] = None,
+    max_order: Annotated[int, typer.Option("--max-order", help="Most predicates in one slice.")] = 3,
+    top: Annotated[int, typer.Option(help="Slices (after merging near-duplicates) audited on the confirmation half.")] = 20,
+    min_size: Annotated[Optional[int], typer.Option("--min-size", help="Fewest discovery rows in a slice (default: max(min-examples, 1% of them)).")] = None,
+    min_clusters: Annotated[int, typer.Option("--min-clusters", help="Fewest clusters in a slice on each half.")] = 10,
+    min_examples: Annotated[int, typer.Option("--min-examples", help="Fewest rows in a slice on the confirmation half.")] = 30,
+    bins: Annotated[int, typer.Option(help="Quantile brackets per numeric feature.")] = 4,
+    merge: Annotated[float, typer.Option(help="Merge slices whose discovery rows overlap with at least this Jaccard similarity.")] = 0.9,
+    correction: Annotated[str, typer.Option(help="holm (family-wise) or bh (false discovery rate) across the audited slices.")] = "holm",
+    alpha: Annotated[float, typer.Option(help="Confirm slices whose corrected p-value is at most this.")] = 0.05,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap replicates of the confirmation audit.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the audit.")] = 0,
+    reference: Annotated[str, typer.Option(help="Reference transcript column (wer, cer).")] = "reference",
+    hypothesis: Annotated[str, typer.Option(help="Hypothesis transcript column (wer, cer).")] = "hypothesis",
+    y_true: Annotated[str, typer.Option("--y-true", help="True label/value column.")] = "y_true",
+    y_pred: Annotated[str, typer.Option("--y-pred", help="Predicted label/value column.")] = "y_pred",
+    pos_label: Annotated[str, typer.Option("--pos-label", help="Positive label for fpr, fnr.")] = "1",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every slice, the settings and the service card's 'found by search' section to this JSON file.")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per candidate slice to this CSV file.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Save a plot of discovery and confirmation values (PNG, SVG or PDF).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Search slices (conjunctions of feature predicates) on half of the speakers; confirm the worst on the other half.
+
+    Example: [bold]groupwise slices hyps.csv --features accent,noise,snr_db --cluster speaker --max-order 2 --json slices.json[/]
+    """
+    from groupwise.audit._slices import slices
+
+    result = slices(
+        data, features=features, metric=metric, cluster=cluster, max_order=max_order, top=top, min_size=min_size,
+        min_clusters=min_clusters, min_examples=min_examples, bins=bins, merge=merge, correction=correction,
+        alpha=alpha, n_boot=n_boot, seed=seed, reference=reference, hypothesis=hypothesis, y_true=y_true,
+        y_pred=y_pred, pos_label=pos_label,
+    )
+    _show(result, _console(quiet), json_out=json_out, csv_out=csv_out, plot=plot)
+
+
 @app.command()
 def example(
     out: Annotated[Path, typer.Argument(help="Where to write the table (.csv, .tsv, .jsonl or .parquet).")],
@@ -389,6 +431,10 @@ def lastmile_cmd(
 
 bounty_app = typer.Typer(help="Algorithmic bias bounty: programs, submissions, hunters, bundles.", no_args_is_help=True)
 app.add_typer(bounty_app, name="bounty")
+
+from groupwise.card._cli import card_app  # noqa: E402 - typer only; the card's work is imported inside its commands
+
+app.add_typer(card_app, name="card")
 
 
 @bounty_app.command("init")
