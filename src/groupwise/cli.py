@@ -506,7 +506,7 @@ def bounty_submit(
 @bounty_app.command("hunt")
 def bounty_hunt(
     directory: Annotated[Path, typer.Argument(help="The program directory.")],
-    strategy: Annotated[str, typer.Option(help="demographic, csc (certificate finder) or tree.")] = "demographic",
+    strategy: Annotated[str, typer.Option(help="demographic, csc (certificate finder), tree or slices (slice discovery, confirmed on held-out rows).")] = "demographic",
     budget: Annotated[int, typer.Option(help="Submissions the hunter may make.")] = 10,
     team: Annotated[Optional[str], typer.Option(help="Team name the hunter submits as.")] = None,
     features: Annotated[Optional[str], typer.Option(help="Features the hunter may use to define groups (comma-separated).")] = None,

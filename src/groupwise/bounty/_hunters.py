@@ -702,3 +702,6 @@ def hunt(
                 if result.accepted:
                     fresh = False  # the model changed: a new search may find new groups
     return results
+
+
+from groupwise.bounty._slices_hunter import register as _register_slices; _register_slices()  # noqa: E402,E702 - the slices strategy
