@@ -76,7 +76,7 @@ def audit(
     num: Annotated[str, typer.Option(help="Numerator column for --metric ratio.")] = "num",
     den: Annotated[str, typer.Option(help="Denominator column for --metric ratio.")] = "den",
     pos_label: Annotated[str, typer.Option("--pos-label", help="Positive label for fpr, fnr, selection_rate.")] = "1",
-    normalize: Annotated[str, typer.Option(help="Text normalisation: default (lowercase+punctuation+whitespace), none, or steps joined by +.")] = "default",
+    normalize: Annotated[str, typer.Option(help="Text normalisation: default (lowercase+punctuation+whitespace), none, english (Whisper's English normaliser: numbers as digits, American spelling), or steps joined by +.")] = "default",
     provenance: Annotated[
         Optional[list[str]],
         typer.Option("--provenance", help="COLUMN=PROVENANCE (self_reported, annotated, measured, synthetic, imputed). Repeatable."),
@@ -120,7 +120,7 @@ def audit(
         num=num,
         den=den,
         pos_label=pos_label,
-        normalize=normalize,
+        normalize=_normalizer(normalize),
         provenance=prov,
         allow_imputed=allow_imputed,
     )
@@ -191,7 +191,10 @@ def slices_cmd(
     hypothesis: Annotated[str, typer.Option(help="Hypothesis transcript column (wer, cer).")] = "hypothesis",
     y_true: Annotated[str, typer.Option("--y-true", help="True label/value column.")] = "y_true",
     y_pred: Annotated[str, typer.Option("--y-pred", help="Predicted label/value column.")] = "y_pred",
+    num: Annotated[str, typer.Option(help="Numerator column for --metric ratio.")] = "num",
+    den: Annotated[str, typer.Option(help="Denominator column for --metric ratio.")] = "den",
     pos_label: Annotated[str, typer.Option("--pos-label", help="Positive label for fpr, fnr.")] = "1",
+    normalize: Annotated[str, typer.Option(help="Text normalisation for wer, cer (as in groupwise audit).")] = "default",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every slice, the settings and the service card's 'found by search' section to this JSON file.")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write one row per candidate slice to this CSV file.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Save a plot of discovery and confirmation values (PNG, SVG or PDF).")] = None,
@@ -207,7 +210,7 @@ def slices_cmd(
         data, features=features, metric=metric, cluster=cluster, max_order=max_order, top=top, min_size=min_size,
         min_clusters=min_clusters, min_examples=min_examples, bins=bins, merge=merge, correction=correction,
         alpha=alpha, n_boot=n_boot, seed=seed, reference=reference, hypothesis=hypothesis, y_true=y_true,
-        y_pred=y_pred, pos_label=pos_label,
+        y_pred=y_pred, num=num, den=den, pos_label=pos_label, normalize=normalize,
     )
     _show(result, _console(quiet), json_out=json_out, csv_out=csv_out, plot=plot)
 
@@ -327,6 +330,14 @@ def lm_build(
     _console().print(f"Wrote {out}: {info}")
 
 
+def _normalizer(spec: str):  # noqa: ANN202 - a Normalizer, or the spec itself
+    if "english" in spec.lower() or "whisper" in spec.lower():
+        from groupwise.speech._normalize import parse_speech_normalizer
+
+        return parse_speech_normalizer(spec)
+    return spec
+
+
 def _transcribe_options(asr: str, lm: Optional[Path], options: Optional[list[str]]) -> dict:
     from groupwise.speech._asr import parse_backend_options
 
@@ -342,7 +353,7 @@ def _transcribe_options(asr: str, lm: Optional[Path], options: Optional[list[str
 def transcribe(
     manifest: Annotated[Path, typer.Argument(help="A manifest, a Common Voice TSV or an audiofolder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Transcripts to write (.parquet, .csv, .tsv or .jsonl).")],
-    asr: Annotated[str, typer.Option(help="Recogniser: pocketsphinx, faster-whisper, whisper-cpp, http or command.")] = "pocketsphinx",
+    asr: Annotated[str, typer.Option(help="Recogniser: pocketsphinx, whisper (tiny.en offline; --option model=base), whisper-cpp, http or command.")] = "pocketsphinx",
     lm: Annotated[Optional[Path], typer.Option(help="Domain language model for pocketsphinx (groupwise lm build).")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Recogniser option KEY=VALUE (url=..., key=..., model=..., cmd=..., rate=...). Repeatable.")] = None,
     condition: Annotated[Optional[list[str]], typer.Option("--condition", help="Last-mile condition, e.g. 'hum:freq=1200,harmonics=3,snr=5'. Repeatable; baseline is always included.")] = None,
@@ -394,6 +405,7 @@ def lastmile_cmd(
     alpha: Annotated[float, typer.Option(help="Flag interactions whose corrected p-value is at most this.")] = 0.05,
     min_clusters: Annotated[int, typer.Option(help="Fewer speakers than this: insufficient.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of transforms and bootstrap.")] = 0,
+    normalize: Annotated[str, typer.Option(help="Text normalisation: default, none, english (for Whisper), or steps joined by +.")] = "default",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number to this JSON file.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Save the plot of deltas per group.")] = None,
 ) -> None:
@@ -424,7 +436,7 @@ def lastmile_cmd(
         frame.attrs["provenance"] = corpus.attrs.get("provenance", {})
     result = lastmile(
         frame, by=by, cluster=cluster, n_boot=n_boot, test=test, correction=correction, alpha=alpha,
-        min_clusters=min_clusters, seed=seed,
+        min_clusters=min_clusters, seed=seed, normalize=_normalizer(normalize),
     )
     _show(result, console, json_out=json_out, plot=plot)
 
