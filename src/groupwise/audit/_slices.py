@@ -538,9 +538,9 @@ class SliceResult:
         ax.set_yticks(range(len(items)))
         ax.set_yticklabels([(x["expression"][:70] + ("…" if len(x["expression"]) > 70 else "")) for x in reversed(items)],
                            fontsize=8)
-        ax.set_xlabel(f"{self.metric_description}{' (%)' if scale == 100.0 else ''}: hollow = discovery half, "
-                      "filled with interval = confirmation half; dashed = confirmation overall")
-        ax.set_title("Slices found by search (red: confirmed on held-out clusters)", loc="left", fontsize=10)
+        ax.set_xlabel(f"{self.metric_description}{' (%)' if scale == 100.0 else ''}")
+        ax.set_title("Slices found by search: hollow = discovery half; filled, with interval = confirmation half;\n"
+                     "red = confirmed on held-out clusters; dashed = confirmation half overall", loc="left", fontsize=9)
         fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=120)
