@@ -6,8 +6,10 @@ one by name:
 ``pocketsphinx``
     The default: CMU PocketSphinx with the en-US model its wheel ships, optionally with
     a domain language model (``lm=``) and pronunciation dictionary (``dictionary=``).
-``faster-whisper``
-    Whisper through CTranslate2, from a local model directory (``model=``).
+``whisper`` (also ``faster-whisper``)
+    Whisper through faster-whisper (CTranslate2): ``tiny.en`` (the default) and ``base``
+    ship in wheels, or a local model directory (``model=``); utterances are packed into
+    shared 30-second windows (see :mod:`groupwise.speech._whisper`).
 ``whisper-cpp``
     whisper.cpp, through its command-line program (``binary=``) or the ``pywhispercpp``
     package, with a local ggml model file (``model=``).
@@ -78,7 +80,7 @@ __all__ = [
     "parse_backend_options",
 ]
 
-BACKENDS: tuple[str, ...] = ("pocketsphinx", "faster-whisper", "whisper-cpp", "http", "command")
+BACKENDS: tuple[str, ...] = ("pocketsphinx", "whisper", "whisper-cpp", "http", "command")
 
 
 class BackendUnavailable(GroupwiseError):
@@ -109,11 +111,16 @@ class Backend(abc.ABC):
         process (CPU-bound, or state that is neither picklable nor thread-safe), or
         ``"thread"`` when the work is waiting on another program or service, so that
         threads sharing this one instance (and its rate limit) are enough.
+    batch : int
+        How many utterances :meth:`transcribe_batch` should be given at once: more
+        than one when the recogniser gains from seeing several together (Whisper
+        packs them into shared windows).
     """
 
     name: ClassVar[str] = ""
     sample_rate: int = 16000
     parallel: str = "process"
+    batch: int = 1
 
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
@@ -125,6 +132,13 @@ class Backend(abc.ABC):
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
         """Transcribe mono (or channels-last multichannel) float audio at ``sample_rate`` Hz."""
+        audio = self.prepare(audio, sample_rate)
+        if audio.size == 0:
+            return ""  # nothing was said; some recognisers reject empty input outright
+        return self._recognise(audio)
+
+    def prepare(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Check ``audio`` and return it as contiguous float32 mono at :attr:`sample_rate`."""
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim == 2:  # (samples, channels), as soundfile reads it
             audio = audio.mean(axis=1)
@@ -138,9 +152,9 @@ class Backend(abc.ABC):
         if not np.isfinite(audio).all():
             raise InputError("audio has NaN or infinite samples", fix="clean or re-export the audio")
         if audio.size == 0:
-            return ""  # nothing was said; some recognisers reject empty input outright
+            return audio
         audio = resample(audio, int(sample_rate), self.sample_rate)
-        return self._recognise(np.ascontiguousarray(audio, dtype=np.float32))
+        return np.ascontiguousarray(audio, dtype=np.float32)
 
     def transcribe_batch(self, items: Sequence[tuple[np.ndarray, int]]) -> list[str]:
         """Transcribe several ``(audio, sample_rate)`` pairs, in order."""
@@ -175,7 +189,9 @@ def get_backend(name: str, **options: Any) -> Backend:
     if not isinstance(name, str):
         raise InputError(f"the backend name must be a string, got {name!r}", fix=f"use one of: {', '.join(BACKENDS)}")
     key = name.strip().lower().replace("_", "-")
-    key = {"whispercpp": "whisper-cpp", "whisper.cpp": "whisper-cpp", "fasterwhisper": "faster-whisper"}.get(key, key)
+    key = {
+        "whispercpp": "whisper-cpp", "whisper.cpp": "whisper-cpp", "fasterwhisper": "whisper", "faster-whisper": "whisper",
+    }.get(key, key)  # fmt: skip
     cls = _CLASSES.get(key)
     if cls is None:
         close = difflib.get_close_matches(key, BACKENDS, n=1, cutoff=0.6)
@@ -394,90 +410,6 @@ def _package_version(name: str) -> str | None:
         return version(name)
     except PackageNotFoundError:
         return None
-
-
-# --------------------------------------------------------------------------- faster-whisper
-
-
-class FasterWhisperBackend(Backend):
-    """Whisper through faster-whisper (CTranslate2), from a local model directory.
-
-    Parameters
-    ----------
-    model : path
-        A CTranslate2 Whisper model directory (with ``model.bin``), e.g. a copy of
-        ``Systran/faster-whisper-base.en``. It is never downloaded.
-    device, compute_type : str
-        CTranslate2's device (``"cpu"``, ``"cuda"``, ``"auto"``) and number type.
-    language : str or None
-        Language code, or None to let Whisper detect it.
-    beam_size : int
-        Beam width.
-    cpu_threads : int
-        Threads per model (0: CTranslate2's default).
-    """
-
-    name = "faster-whisper"
-    parallel = "process"
-
-    def __init__(
-        self,
-        *,
-        model: str | os.PathLike[str] | None = None,
-        device: str = "cpu",
-        compute_type: str = "int8",
-        language: str | None = "en",
-        beam_size: int = 5,
-        cpu_threads: int = 0,
-    ):
-        try:
-            import faster_whisper  # noqa: F401
-        except ImportError:
-            raise BackendUnavailable(
-                "the faster-whisper backend needs the faster-whisper package, which is not installed",
-                fix="install it with 'pip install faster-whisper' and pass model=DIR, a local CTranslate2 Whisper "
-                "model directory (e.g. a copy of Systran/faster-whisper-base.en)",
-            ) from None
-        if model is None or not (Path(model) / "model.bin").is_file():
-            where = "no model was given" if model is None else f"{str(model)!r} is not a model directory (no model.bin)"
-            raise BackendUnavailable(
-                f"the faster-whisper backend needs a local model directory, and {where}",
-                fix="put a CTranslate2 Whisper model (model.bin, config.json, tokenizer.json, vocabulary) in a "
-                "directory and pass model=DIR; groupwise never downloads models",
-            )
-        self.model = str(Path(model).resolve())
-        self.device, self.compute_type, self.language = device, compute_type, language
-        self.beam_size = _positive("beam_size", beam_size, integer=True)
-        self.cpu_threads = int(cpu_threads)
-        self.sample_rate = 16000
-        self._model: Any = None
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "faster_whisper": _package_version("faster-whisper"),
-            "model": _dir_identity(self.model),
-            "compute_type": self.compute_type,
-            "language": self.language,
-            "beam_size": self.beam_size,
-        }
-
-    def load(self) -> None:
-        if self._model is None:
-            from faster_whisper import WhisperModel
-
-            self._model = WhisperModel(
-                self.model, device=self.device, compute_type=self.compute_type,
-                cpu_threads=self.cpu_threads, local_files_only=True,
-            )  # fmt: skip
-
-    def _recognise(self, audio: np.ndarray) -> str:
-        self.load()
-        segments, _ = self._model.transcribe(audio, language=self.language, beam_size=self.beam_size)
-        return " ".join(s.text.strip() for s in segments).strip()
-
-    def close(self) -> None:
-        self._model = None
 
 
 # --------------------------------------------------------------------------- whisper.cpp
@@ -948,9 +880,11 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+from groupwise.speech._whisper import WhisperBackend  # noqa: E402 - it builds on Backend above
+
 _CLASSES: dict[str, type[Backend]] = {
     "pocketsphinx": PocketSphinxBackend,
-    "faster-whisper": FasterWhisperBackend,
+    "whisper": WhisperBackend,
     "whisper-cpp": WhisperCppBackend,
     "http": HttpBackend,
     "command": CommandBackend,

@@ -224,10 +224,20 @@ def _condition(spec: str) -> Callable[..., tuple[np.ndarray, int]]:
     return parse_condition(spec)
 
 
-def _run_one(backend: Backend, job: _Job) -> str:
+def _load_one(job: _Job) -> tuple[np.ndarray, int]:
     audio, rate = read_audio(job.path)
-    audio, rate = _condition(job.condition)(audio, rate, seed=job.utterance_seed)
-    return backend.transcribe(audio, rate)
+    return _condition(job.condition)(audio, rate, seed=job.utterance_seed)
+
+
+def _failure(job: _Job, exc: Exception, elapsed: float, stop_on_error: bool) -> _Outcome:
+    if isinstance(exc, GroupwiseError):
+        return _Outcome(job.key, None, (type(exc).__name__, exc.problem, exc.fix), elapsed, job.seconds)
+    if stop_on_error:
+        raise exc
+    return _Outcome(
+        job.key, None, ("TranscriptionError", f"{type(exc).__name__}: {exc}", "see the error message"),
+        elapsed, job.seconds,
+    )  # fmt: skip
 
 
 def _run_jobs(
@@ -240,33 +250,49 @@ def _run_jobs(
 ) -> list[_Outcome]:
     """Run jobs in order, caching each result at once.
 
-    Errors of groupwise's own kinds come back as outcomes, because they cannot cross a
-    process boundary (their keyword-only constructor does not unpickle); with
-    ``stop_on_error`` the rest is left undone, and other exceptions propagate.
+    A recogniser whose ``batch`` is more than one gets that many utterances at a time
+    (Whisper packs them into shared windows); each result is cached as soon as its
+    batch is done. Errors of groupwise's own kinds come back as outcomes, because they
+    cannot cross a process boundary (their keyword-only constructor does not unpickle);
+    with ``stop_on_error`` the rest is left undone, and other exceptions propagate.
     """
-    out = []
-    for job in jobs:
+    out: list[_Outcome] = []
+    jobs = list(jobs)
+    size = max(1, int(getattr(backend, "batch", 1)))
+    for first in range(0, len(jobs), size):
+        batch = jobs[first : first + size]
         start = time.perf_counter()
-        try:
-            hypothesis = _run_one(backend, job)
-        except GroupwiseError as exc:
-            error = (type(exc).__name__, exc.problem, exc.fix)
-            outcome = _Outcome(job.key, None, error, time.perf_counter() - start, job.seconds)
-        except Exception as exc:
-            if stop_on_error:
-                raise
-            outcome = _Outcome(
-                job.key, None, ("TranscriptionError", f"{type(exc).__name__}: {exc}", "see the error message"),
-                time.perf_counter() - start, job.seconds,
-            )  # fmt: skip
-        else:
-            outcome = _Outcome(job.key, hypothesis, None, time.perf_counter() - start, job.seconds)
-            if cache is not None:
-                cache.put(job, hypothesis, outcome.elapsed)
-        out.append(outcome)
-        if done is not None:
-            done(outcome)
-        if outcome.error is not None and stop_on_error:
+        outcomes: dict[str, _Outcome] = {}
+        loaded: list[tuple[_Job, tuple[np.ndarray, int]]] = []
+        for job in batch:
+            try:
+                loaded.append((job, _load_one(job)))
+            except Exception as exc:  # noqa: BLE001 - reported per utterance
+                outcomes[job.key] = _failure(job, exc, 0.0, stop_on_error)
+        if loaded:
+            try:
+                if len(loaded) == 1:
+                    hypotheses = [backend.transcribe(*loaded[0][1])]
+                else:
+                    hypotheses = backend.transcribe_batch([item for _, item in loaded])
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed
+                elapsed = (time.perf_counter() - start) / len(loaded)
+                for job, _ in loaded:
+                    outcomes[job.key] = _failure(job, exc, elapsed, stop_on_error)
+            else:
+                total = sum(job.seconds for job, _ in loaded) or 1.0
+                elapsed = time.perf_counter() - start
+                for (job, _), hypothesis in zip(loaded, hypotheses):
+                    outcome = _Outcome(job.key, hypothesis, None, elapsed * job.seconds / total, job.seconds)
+                    if cache is not None:
+                        cache.put(job, hypothesis, outcome.elapsed)
+                    outcomes[job.key] = outcome
+        for job in batch:
+            outcome = outcomes[job.key]
+            out.append(outcome)
+            if done is not None:
+                done(outcome)
+        if stop_on_error and any(o.error is not None for o in outcomes.values()):
             break
     return out
 
@@ -762,9 +788,9 @@ def _execute_processes(
     try:
         feed()
         while caller_works and queue:
-            job = queue.pop()
-            left -= job.seconds
-            outcomes = _run_jobs(recogniser, [job], cache=store, stop_on_error=stop_on_error)
+            mine = [queue.pop() for _ in range(min(max(1, recogniser.batch), size, len(queue)))]
+            left -= sum(job.seconds for job in mine)
+            outcomes = _run_jobs(recogniser, mine, cache=store, stop_on_error=stop_on_error)
             record(outcomes)
             if failed(outcomes) or (pending and collect(0)):
                 return
