@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -42,17 +43,18 @@ import pandas as pd
 from groupwise._errors import GroupExpressionError, GroupwiseError, InputError
 from groupwise._expr import parse_group
 from groupwise._io import check_scalar, read_table
-from groupwise.bounty._checker import CheckerState, Holdout, exhausted_error, run_update
+from groupwise.bounty._checker import CheckerState, Holdout, decide, exhausted_error, run_update
 from groupwise.bounty._data import holdout_bound, split_data
 from groupwise.bounty._loss import Loss, parse_loss
 from groupwise.bounty._models import sniff_format
 from groupwise.bounty._pdl import GroupRef, Node, PointerDecisionList, write_bundle
-from groupwise.bounty._sandbox import Limits, SandboxError, check_output, run_models
+from groupwise.bounty._sandbox import Evaluation, HoldoutFailed, Limits, SandboxError, check_output
 from groupwise.bounty._schema import Schema
 
 __all__ = ["Program", "SubmissionResult"]
 
 SPLITS = ("train", "test", "holdout")
+PUBLIC = ("train", "test")
 CHECK_REJECTED = (
     "the private holdout did not confirm an improvement of at least 3*eps/4 in mass-weighted loss "
     "over the current model on this group"
@@ -80,6 +82,8 @@ class SubmissionResult:
         Overall loss on the public test split before and after (accepted only).
     group_test_loss_before, group_test_loss_after : float or None
         The group's loss on the public test split before and after (accepted only).
+    reveal_at : float
+        Unix time before which the decision must not be shown (0: at once).
     """
 
     id: str
@@ -94,6 +98,7 @@ class SubmissionResult:
     test_loss_after: float | None = None
     group_test_loss_before: float | None = None
     group_test_loss_after: float | None = None
+    reveal_at: float = 0.0
 
     @property
     def accepted(self) -> bool:
@@ -277,6 +282,12 @@ class Program:
         except SandboxError as exc:
             shutil.rmtree(root)
             raise InputError(f"the base model cannot be used: {exc.problem}", fix=exc.fix) from None
+        except HoldoutFailed:
+            shutil.rmtree(root)
+            raise InputError(
+                "the base model runs on the public splits but failed on the private holdout",
+                fix="use a base model that predicts every row of the data (check it on the whole data set)",
+            ) from None
         (root / "program.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         program._append({"type": "init", "time": _now(), "base": base_file, "version": 0})
         return Program.load(root)
@@ -365,16 +376,30 @@ class Program:
         folder = self.root / ("private/cache" if split == "holdout" else "cache")
         return folder / f"{file}.{role}.{split}.npy"
 
-    def _evaluate(self, files: dict[str, tuple[Path, str]], roles: dict[str, str]) -> dict[tuple[str, str], npt.NDArray[Any]]:
-        """Run models in the sandbox on every split, check and cache their outputs."""
-        inputs = {split: self._folder(split) / f"X_{split}.npy" for split in SPLITS}
-        raw = run_models(files, inputs, self.schema, limits=self.limits)
+    def _inputs(self, splits: Sequence[str]) -> dict[str, Path]:
+        return {split: self._folder(split) / f"X_{split}.npy" for split in splits}
+
+    def _check_outputs(self, raw: dict, files: dict[str, tuple[Path, str]], roles: dict[str, str]) -> dict[tuple[str, str], npt.NDArray[Any]]:
         checked = {}
         for (key, split), pred in raw.items():
             rows = int(self.config["sizes"][split])
             checked[(key, split)] = check_output(pred, role=roles[key], schema=self.schema, rows=rows)
         for (key, split), pred in checked.items():
             np.save(self._cache_path(files[key][0].name, roles[key], split), pred, allow_pickle=False)
+        return checked
+
+    def _evaluate(self, files: dict[str, tuple[Path, str]], roles: dict[str, str]) -> dict[tuple[str, str], npt.NDArray[Any]]:
+        """Run models in the sandbox on every split, public first; check and cache their outputs.
+
+        Raises :class:`SandboxError` for a problem on the public splits and
+        :class:`HoldoutFailed` (no detail) for one on the holdout.
+        """
+        with Evaluation(files, self._inputs(PUBLIC), self.schema, limits=self.limits, private=self._inputs(["holdout"])) as ev:
+            checked = self._check_outputs(ev.run_public(), files, roles)
+            try:
+                checked.update(self._check_outputs(ev.run_private(), files, roles))
+            except SandboxError:
+                raise HoldoutFailed from None
         return checked
 
     def _cached(self, file: str, role: str, split: str) -> npt.NDArray[Any]:
@@ -526,6 +551,8 @@ class Program:
         model: str | Path,
         group: str | None = None,
         group_model: str | Path | None = None,
+        decision_seconds: float | str | None = None,
+        wait: bool = True,
     ) -> SubmissionResult:
         """Submit a group and a model; return what the submitter may learn.
 
@@ -540,8 +567,17 @@ class Program:
         group_model : path, optional
             The group g as a classifier file (label 1 = in the group), instead of ``group``.
 
-        Every outcome is recorded in the log. A refused or failed submission leaves the
-        model and the checker's budget exactly as they were.
+        decision_seconds : float or "auto", optional
+            Return a decision that consulted the holdout this many seconds after the holdout
+            run started, whatever happened there (default: the program's
+            ``limits.decision_seconds``; ``"auto"``: a delay fixed by the public run's time).
+        wait : bool
+            Sleep until that time before returning (default). With ``False`` the result's
+            ``reveal_at`` says when the decision may be shown.
+
+        Every outcome is recorded in the log. A submission refused on public data leaves
+        the model and the checker's budget exactly as they were; one that ran on the
+        holdout costs one query, whatever happened there.
         """
         if not team or not str(team).strip() or len(team) > 100:
             raise InputError("the team name is empty or longer than 100 characters", fix="pass --team NAME")
@@ -556,13 +592,14 @@ class Program:
                 "model": {"name": Path(str(model)).name},
             }
             try:
-                outcome = self._check(record, model=model, group=group, group_model=group_model)
+                outcome = self._check(record, model=model, group=group, group_model=group_model, decision_seconds=decision_seconds)
             except SandboxError as exc:
                 outcome = ("rejected", exc.message, exc.kind, [], self.state, {})
             except GroupwiseError as exc:
                 kind = "exhausted" if exc.problem.startswith("holdout exhausted") else "group-size" if isinstance(exc, _GroupSize) else "input"
                 outcome = ("rejected", exc.message, kind, [], self.state, {})
             decision, reason, kind, nodes, state, public = outcome
+            reveal_at = float(record.pop("_reveal_at", 0.0))
             record.update({
                 "decision": decision,
                 "reason": reason,
@@ -579,11 +616,15 @@ class Program:
             self.state = state
             if nodes:
                 self._public = {}
-            return SubmissionResult(
+            result = SubmissionResult(
                 id=record["id"], team=record["team"], decision=decision, reason=reason, reason_kind=kind,
                 version_before=record["version_before"], version_after=record["version_after"],
-                repairs=max(0, len(nodes) - 1), **public,
+                repairs=max(0, len(nodes) - 1), reveal_at=reveal_at, **public,
             )
+        if wait and reveal_at > time.time():
+            # Outside the lock: other submissions go on while this one's answer waits.
+            time.sleep(reveal_at - time.time())
+        return result
 
     def _store(self, path: str | Path, what: str) -> tuple[str, bytes]:
         path = Path(path)
@@ -599,7 +640,10 @@ class Program:
         kind = sniff_format(data, name=path.name)
         return f"{_sha256_bytes(data)}.{kind}", data
 
-    def _check(self, record: dict[str, Any], *, model: str | Path, group: str | None, group_model: str | Path | None) -> tuple:
+    def _check(
+        self, record: dict[str, Any], *, model: str | Path, group: str | None, group_model: str | Path | None,
+        decision_seconds: float | str | None = None,
+    ) -> tuple:
         if self.state.exhausted:
             raise exhausted_error(self.state)
         if (group is None) == (group_model is None):
@@ -625,17 +669,52 @@ class Program:
         for key, (dest, _) in files.items():
             if not dest.exists():
                 dest.write_bytes(model_bytes if key == "h" else group_bytes)
-        outputs = self._evaluate(files, roles)
-        masks = {split: (outputs[("g", split)] if group_model is not None else self._mask(ref, split)) for split in SPLITS}
-        public_rows = int(masks["train"].sum() + masks["test"].sum())
-        minimum = int(self.config["min_group_size"])
-        if public_rows < minimum:
-            raise _GroupSize(
-                f"the group holds {public_rows} rows of the public train and test splits, fewer than the minimum of {minimum}"
-                + (" (it is empty)" if public_rows == 0 else ""),
-                fix="choose a larger group",
-            )
-        return self._decide(ref, model_file, masks, {s: outputs[("h", s)] for s in SPLITS}, team=record["team"], sid=record["id"])
+        with Evaluation(files, self._inputs(PUBLIC), self.schema, limits=self.limits, private=self._inputs(["holdout"])) as ev:
+            # Everything a submitter may learn about the submission itself comes from here:
+            # the file, the limits and the outputs, checked on the public splits only.
+            outputs = self._check_outputs(ev.run_public(), files, roles)
+            masks = {split: (outputs[("g", split)] if group_model is not None else self._mask(ref, split)) for split in PUBLIC}
+            public_rows = int(masks["train"].sum() + masks["test"].sum())
+            minimum = int(self.config["min_group_size"])
+            if public_rows < minimum:
+                raise _GroupSize(
+                    f"the group holds {public_rows} rows of the public train and test splits, fewer than the minimum of {minimum}"
+                    + (" (it is empty)" if public_rows == 0 else ""),
+                    fix="choose a larger group",
+                )
+            delay = self._decision_delay(decision_seconds, ev.public_seconds)
+            record["_reveal_at"] = time.time() + delay if delay > 0 else 0.0
+            holdout: dict[str, npt.NDArray[Any]] | None
+            try:
+                private = self._check_outputs(
+                    ev.run_private(timeout=min(delay, self.limits.wall_seconds) if delay > 0 else None), files, roles
+                )
+                holdout = {
+                    "mask": private[("g", "holdout")] if group_model is not None else self._mask(ref, "holdout"),
+                    "pred": private[("h", "holdout")],
+                }
+            except (HoldoutFailed, GroupwiseError):
+                # A crash, a limit or an invalid output on holdout rows is an ordinary,
+                # charged rejection: what went wrong there is never told.
+                holdout = None
+        if holdout is None:
+            return self._charged_rejection()
+        masks["holdout"] = holdout["mask"]
+        return self._decide(ref, model_file, masks, {"holdout": holdout["pred"], "test": outputs[("h", "test")]}, team=record["team"], sid=record["id"])
+
+    def _decision_delay(self, decision_seconds: float | str | None, public_seconds: float) -> float:
+        value = self.limits.decision_seconds if decision_seconds is None else decision_seconds
+        if value == "auto":
+            # A delay fixed by what the public run took (the submitter can time that anyway):
+            # room for the holdout's rows at a third of the public speed, plus start-up.
+            sizes = self.config["sizes"]
+            ratio = max(1.0, sizes["holdout"] / max(1, sizes["train"] + sizes["test"]))
+            return float(min(self.limits.wall_seconds, 2.0 + 3.0 * public_seconds * ratio))
+        return max(0.0, float(value))  # type: ignore[arg-type]
+
+    def _charged_rejection(self) -> tuple:
+        _, state = decide(self.state, -math.inf)
+        return ("rejected", CHECK_REJECTED, "check", [], state, {})
 
     def _decide(self, ref: GroupRef, model_file: str, masks: dict, preds: dict, *, team: str, sid: str) -> tuple:
         holdout = self._holdout_state()
@@ -693,9 +772,12 @@ class Program:
             group = record["group"]
             ref = GroupRef(expr=group["expr"]) if "expr" in group else GroupRef(model=group["model"])
             model_file = record["model"]["file"]
-            masks = {s: fresh._mask(ref, s) for s in SPLITS}
-            preds = {s: fresh._cached(model_file, "model", s) for s in SPLITS}
-            decision, _, kind, nodes, state, _ = fresh._decide(ref, model_file, masks, preds, team=record["team"], sid=record["id"])
+            try:
+                masks = {s: fresh._mask(ref, s) for s in SPLITS}
+                preds = {s: fresh._cached(model_file, "model", s) for s in SPLITS}
+                decision, _, kind, nodes, state, _ = fresh._decide(ref, model_file, masks, preds, team=record["team"], sid=record["id"])
+            except (HoldoutFailed, SandboxError):
+                decision, _, kind, nodes, state, _ = fresh._charged_rejection()
             if decision != record["decision"]:
                 problems.append(f"{record['id']}: logged {record['decision']}, replay gives {decision}")
             if [n.to_dict() for n in nodes] != record["nodes"]:

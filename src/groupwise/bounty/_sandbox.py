@@ -3,22 +3,30 @@
 Each evaluation runs in a fresh child process (``python -m groupwise.bounty._worker``)
 whose limits are set before the interpreter starts: address space (memory), CPU seconds,
 size of the files it may write, no core dumps; the parent kills the whole process group
-when the wall clock runs out. The child gets paths and returns ``.npy`` arrays; the
-parent loads them with ``allow_pickle=False`` and checks shape, type and values, so a
-model that misbehaves in any way ends as a :class:`SandboxError` with a plain reason and
-never as a change to the program.
+when the wall clock runs out. The child works in an empty temporary directory that holds
+only the model files and the feature matrices it is given, and returns ``.npy`` arrays;
+the parent loads them with ``allow_pickle=False`` and checks shape, type and values.
+
+An evaluation has two phases. The *public* phase runs the models on the public splits;
+everything that can go wrong with a submission (the file, its inputs, its outputs, the
+limits) shows there and is reported in full. Only when the parent has accepted those
+outputs does it copy the holdout's feature matrix into the child's directory and let the
+child go on to the *private* phase, whose outcome is a bare success or failure: no text,
+shape or value computed from the holdout ever leaves :class:`Evaluation`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +37,7 @@ import numpy.typing as npt
 from groupwise._errors import GroupwiseError
 from groupwise.bounty._schema import Schema
 
-__all__ = ["Limits", "SandboxError", "check_output", "run_models"]
+__all__ = ["Evaluation", "HoldoutFailed", "Limits", "SandboxError", "check_output", "run_models"]
 
 
 @dataclass(frozen=True)
@@ -39,27 +47,33 @@ class Limits:
     Parameters
     ----------
     cpu_seconds : float
-        CPU time of the child (all its threads together).
+        CPU time of the child (all its threads together, both phases).
     memory_mb : int
         Address-space limit of the child. It includes the interpreter, numpy and
         onnxruntime (about 1 GB of address space before any model is loaded).
     wall_seconds : float
-        Wall-clock time after which the child and its process group are killed.
+        Wall-clock time of each phase after which the child and its process group are killed.
     max_upload_mb : float
         Largest model file accepted.
+    decision_seconds : float
+        When positive, a decision that consulted the holdout is returned exactly this many
+        seconds after the holdout run started (the run is stopped then if it is still going),
+        so how long the holdout run took is never visible. 0 (the default of a local
+        program) returns it as soon as it is made; the service sets its own delay.
     """
 
     cpu_seconds: float = 60.0
     memory_mb: int = 3072
     wall_seconds: float = 120.0
     max_upload_mb: float = 100.0
+    decision_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class SandboxError(GroupwiseError):
-    """A submitted model broke a limit, crashed or returned unusable predictions.
+    """A submitted model broke a limit, crashed or returned unusable predictions on public data.
 
     Attributes
     ----------
@@ -73,6 +87,17 @@ class SandboxError(GroupwiseError):
         super().__init__(problem, fix=fix)
 
 
+class HoldoutFailed(Exception):
+    """The private phase of an evaluation did not produce usable predictions.
+
+    It carries no detail on purpose: whatever went wrong on the holdout (a crash, a limit,
+    an invalid output) is an ordinary rejection to the submitter.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the evaluation on the private holdout did not complete")
+
+
 def _limit_child(limits: Limits, output_bytes: int) -> None:
     import resource
 
@@ -84,6 +109,206 @@ def _limit_child(limits: Limits, output_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _rows(path: Path) -> int:
+    return int(np.load(path, mmap_mode="r").shape[0])
+
+
+class Evaluation:
+    """One contained run of models: a public phase, then (optionally) a private one.
+
+    Parameters
+    ----------
+    models : mapping of key to (path, display name)
+    public : mapping of split name to the path of its ``X`` matrix (``.npy``)
+    private : mapping of split name to the path of its ``X`` matrix, optional
+        Copied into the child's directory only when :meth:`run_private` is called.
+    schema : Schema
+    limits : Limits
+
+    Use it as a context manager: ``with Evaluation(...) as ev: ev.run_public(); ev.run_private()``.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, tuple[Path, str]],
+        public: Mapping[str, Path],
+        schema: Schema,
+        *,
+        limits: Limits,
+        private: Mapping[str, Path] | None = None,
+    ) -> None:
+        self.models = dict(models)
+        self.public = dict(public)
+        self.private = dict(private or {})
+        self.schema = schema
+        self.limits = limits
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self._phase = -1
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Evaluation:
+        self._tmp = tempfile.TemporaryDirectory(prefix="groupwise-sandbox-")
+        base = Path(self._tmp.name)
+        job_dir = base / "job"
+        job_dir.mkdir()
+        # The child's directory holds copies of exactly what it needs, under neutral names.
+        names: dict[str, dict[str, str]] = {}
+        for i, (key, (path, name)) in enumerate(self.models.items()):
+            local = f"model{i}{Path(str(path)).suffix}"
+            shutil.copyfile(path, job_dir / local)
+            names[key] = {"path": local, "name": name}
+        for split, path in self.public.items():
+            shutil.copyfile(path, job_dir / f"X_{split}.npy")
+        rows = sum(_rows(p) for p in [*self.public.values(), *self.private.values()])
+        # Room for predictions as 8-byte numbers or short strings, nothing more.
+        output_bytes = 64 * 1024 * 1024 + rows * len(self.models) * 64 + sum(p.stat().st_size for p in self.private.values())
+        phases = [list(self.public)] + ([list(self.private)] if self.private else [])
+        job = {
+            "schema": self.schema.to_dict(),
+            "models": names,
+            "phases": [{split: f"X_{split}.npy" for split in splits} for splits in phases],
+        }
+        (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        self._job_dir = job_dir
+        self._stderr = open(base / "stderr.txt", "w+b")  # noqa: SIM115 - closed in __exit__
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")}
+        env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        argv = [sys.executable, *(["-I"] if _isolated_ok() else []), "-m", "groupwise.bounty._worker", "job.json"]
+        limits = self.limits
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            cwd=job_dir,
+            start_new_session=True,
+            preexec_fn=lambda: _limit_child(limits, output_bytes),  # noqa: PLW1509 - no threads hold locks here
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                _kill_group(self._process)
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+            self._process = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # -- phases -------------------------------------------------------------------------
+
+    def _wait_phase(self, phase: int, timeout: float) -> bool:
+        """Wait until the child reports ``phase`` done; False if it ended or timed out first."""
+        process = self._process
+        assert process is not None and process.stdout is not None
+        deadline = time.monotonic() + timeout
+        fd = process.stdout.fileno()
+        buffer = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill_group(process)
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 64)
+            if not chunk:
+                process.wait()
+                return False
+            buffer += chunk
+            if f"{phase}\n".encode() in buffer:
+                return True
+
+    def _collect(self, splits: Sequence[str]) -> dict[tuple[str, str], npt.NDArray[Any]]:
+        found: dict[tuple[str, str], npt.NDArray[Any]] = {}
+        for key in self.models:
+            for split in splits:
+                path = self._job_dir / f"{key}.{split}.npy"
+                if not path.is_file():
+                    raise SandboxError(f"the submission produced no predictions for the {split} split", fix="check the model", kind="crash")
+                try:
+                    found[(key, split)] = np.load(path, allow_pickle=False)
+                except (ValueError, OSError):
+                    raise SandboxError("the submission's predictions are not plain numbers or labels", fix="return numbers or class labels", kind="output") from None
+        return found
+
+    def run_public(self) -> dict[tuple[str, str], npt.NDArray[Any]]:
+        """Run the public phase and return ``{(key, split): raw predictions}``.
+
+        Raises
+        ------
+        SandboxError
+            The child refused a file, broke a limit or crashed; the reason is in full.
+        """
+        assert self._process is not None and self._phase == -1, "run_public comes first, once"
+        self._phase = 0
+        started = time.monotonic()
+        try:
+            done = self._wait_phase(0, self.limits.wall_seconds)
+        except TimeoutError:
+            raise SandboxError(
+                f"the submission ran longer than the wall-clock limit of {self.limits.wall_seconds:g} s",
+                fix="submit a smaller or faster model",
+                kind="limit",
+            ) from None
+        self.public_seconds = time.monotonic() - started
+        if not done:
+            result_path = self._job_dir / "result.json"
+            try:
+                result = json.loads(result_path.read_text(encoding="utf-8")) if result_path.is_file() else None
+            except (ValueError, OSError):
+                result = None
+            assert self._stderr is not None
+            self._stderr.seek(0)
+            stderr = self._stderr.read()[-2000:].decode("utf-8", "replace")
+            code = self._process.returncode
+            raise _failure(result, code if code is not None else -1, self.limits, stderr)
+        return self._collect(list(self.public))
+
+    def run_private(self, timeout: float | None = None) -> dict[tuple[str, str], npt.NDArray[Any]]:
+        """Hand the child the private matrices, run them, return the raw predictions.
+
+        Raises
+        ------
+        HoldoutFailed
+            Anything went wrong (crash, limit, time, missing or unreadable output); no detail.
+        """
+        assert self._phase == 0 and self.private, "run_private follows a successful run_public"
+        self._phase = 1
+        process = self._process
+        assert process is not None and process.stdin is not None
+        try:
+            for split, path in self.private.items():
+                shutil.copyfile(path, self._job_dir / f"X_{split}.npy")
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+            if not self._wait_phase(1, self.limits.wall_seconds if timeout is None else timeout):
+                raise HoldoutFailed
+            return self._collect(list(self.private))
+        except (TimeoutError, OSError, SandboxError):
+            raise HoldoutFailed from None
+        finally:
+            if process.poll() is None:
+                _kill_group(process)
+
+
 def run_models(
     models: Mapping[str, tuple[Path, str]],
     inputs: Mapping[str, Path],
@@ -91,7 +316,7 @@ def run_models(
     *,
     limits: Limits,
 ) -> dict[tuple[str, str], npt.NDArray[Any]]:
-    """Run models on feature matrices in a contained child process.
+    """Run models on feature matrices in a contained child process (one public phase).
 
     Parameters
     ----------
@@ -110,59 +335,8 @@ def run_models(
     SandboxError
         The child refused a file, broke a limit or crashed.
     """
-    rows = {split: int(np.load(path, mmap_mode="r").shape[0]) for split, path in inputs.items()}
-    # Room for predictions as 8-byte numbers or short strings, nothing more.
-    output_bytes = 64 * 1024 * 1024 + sum(rows.values()) * len(models) * 64
-    with tempfile.TemporaryDirectory(prefix="groupwise-sandbox-") as tmp:
-        out = Path(tmp)
-        job = {
-            "schema": schema.to_dict(),
-            "models": {key: {"path": str(path), "name": name} for key, (path, name) in models.items()},
-            "inputs": {split: str(path) for split, path in inputs.items()},
-            "out": str(out),
-        }
-        job_path = out / "job.json"
-        job_path.write_text(json.dumps(job), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")}
-        env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-        started = time.monotonic()
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
-            [sys.executable, "-I", "-m", "groupwise.bounty._worker", str(job_path)] if _isolated_ok() else
-            [sys.executable, "-m", "groupwise.bounty._worker", str(job_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=tmp,
-            start_new_session=True,
-            preexec_fn=lambda: _limit_child(limits, output_bytes),  # noqa: PLW1509 - no threads hold locks here
-        )
-        try:
-            _, stderr = process.communicate(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            raise SandboxError(
-                f"the submission ran longer than the wall-clock limit of {limits.wall_seconds:g} s",
-                fix="submit a smaller or faster model",
-                kind="limit",
-            ) from None
-        elapsed = time.monotonic() - started
-        result_path = out / "result.json"
-        result = json.loads(result_path.read_text(encoding="utf-8")) if result_path.exists() else None
-        code = process.returncode
-        if result is None or not result.get("ok"):
-            raise _failure(result, code, elapsed, limits, stderr.decode("utf-8", "replace")[-400:])
-        found: dict[tuple[str, str], npt.NDArray[Any]] = {}
-        for key in models:
-            for split in inputs:
-                path = out / f"{key}.{split}.npy"
-                if not path.exists():
-                    raise SandboxError(f"the submission produced no predictions for the {split} split", fix="check the model", kind="crash")
-                try:
-                    found[(key, split)] = np.load(path, allow_pickle=False)
-                except ValueError:
-                    raise SandboxError("the submission's predictions are not plain numbers or labels", fix="return numbers or class labels", kind="output") from None
-        return found
+    with Evaluation(models, inputs, schema, limits=limits) as evaluation:
+        return evaluation.run_public()
 
 
 def _isolated_ok() -> bool:
@@ -173,12 +347,12 @@ def _isolated_ok() -> bool:
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
     process.wait()
 
 
-def _failure(result: dict[str, Any] | None, code: int, elapsed: float, limits: Limits, stderr: str) -> SandboxError:
+def _failure(result: dict[str, Any] | None, code: int, limits: Limits, stderr: str) -> SandboxError:
     if result is not None and result.get("kind") == "input":
         return _input_error(str(result["reason"]))
     if code in (-signal.SIGXCPU, -signal.SIGKILL) and (result is None):

@@ -1,10 +1,12 @@
 """The sandbox worker: loads submitted model files and writes their predictions.
 
-Run by :mod:`groupwise.bounty._sandbox` as ``python -m groupwise.bounty._worker JOB``
-under CPU, memory, file-size and wall-clock limits. It reads a JSON job (model paths,
-the schema, the ``.npy`` feature matrices of the splits), writes one ``.npy`` file of
-predictions per model and split (never a pickle) and a ``result.json``. Nothing it returns
-is trusted: the parent checks every array's shape, type and values.
+Run by :mod:`groupwise.bounty._sandbox` as ``python -m groupwise.bounty._worker job.json``
+in a directory that holds the job, the model files and the feature matrices, under CPU,
+memory, file-size and wall-clock limits. The job lists phases of splits; after each phase
+the worker writes one ``.npy`` file of predictions per model and split (never a pickle),
+prints the phase's number on stdout and, before the next phase, waits for ``go`` on stdin
+(the parent hands over the next phase's matrices only then). A failure is written to
+``result.json``. Nothing it returns is trusted: the parent checks every array.
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ import sys
 from pathlib import Path
 
 
-def _write(out: Path, result: dict) -> None:
-    (out / "result.json").write_text(json.dumps(result), encoding="utf-8")
+def _write(result: dict) -> None:
+    Path("result.json").write_text(json.dumps(result), encoding="utf-8")
 
 
 def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
-    out = Path(job["out"])
     try:
         import numpy as np
 
@@ -29,27 +30,33 @@ def main(job_path: str) -> int:
         from groupwise.bounty._schema import Schema
 
         schema = Schema.from_dict(job["schema"])
-        matrices = {split: np.load(path, mmap_mode="r", allow_pickle=False) for split, path in job["inputs"].items()}
+        models = {}
         for key, spec in job["models"].items():
             try:
-                model = load_model(spec["path"], schema, name=spec["name"])
+                models[key] = load_model(spec["path"], schema, name=spec["name"])
             except GroupwiseError as exc:
-                _write(out, {"ok": False, "kind": "input", "key": key, "reason": exc.message})
+                _write({"ok": False, "kind": "input", "key": key, "reason": exc.message})
                 return 0
-            for split, matrix in matrices.items():
-                pred = np.asarray(model.predict(np.asarray(matrix)))
-                if pred.dtype == object:
-                    pred = pred.astype(str)
-                np.save(out / f"{key}.{split}.npy", pred, allow_pickle=False)
+        for index, phase in enumerate(job["phases"]):
+            if index > 0 and sys.stdin.readline().strip() != "go":
+                return 0
+            for split, path in phase.items():
+                matrix = np.load(path, allow_pickle=False)
+                for key, model in models.items():
+                    pred = np.asarray(model.predict(matrix))
+                    if pred.dtype == object:
+                        pred = pred.astype(str)
+                    np.save(f"{key}.{split}.npy", pred, allow_pickle=False)
+            sys.stdout.write(f"{index}\n")
+            sys.stdout.flush()
     except MemoryError:
-        _write(out, {"ok": False, "kind": "memory", "reason": "MemoryError"})
+        _write({"ok": False, "kind": "memory", "reason": "MemoryError"})
         return 3
     except Exception as exc:  # noqa: BLE001 - any failure of untrusted code is reported, not raised
         text = f"{type(exc).__name__}: {exc}"
         kind = "memory" if "alloc" in text.lower() or "bad_alloc" in text else "crash"
-        _write(out, {"ok": False, "kind": kind, "reason": text[:500]})
+        _write({"ok": False, "kind": kind, "reason": text[:500]})
         return 4
-    _write(out, {"ok": True})
     return 0
 
 
