@@ -124,36 +124,46 @@ def sniff_format(data: bytes, *, name: str = "model") -> str:
 
 
 def _graphs(graph: Any):  # noqa: ANN202 - onnx types imported lazily
-    """Yield a graph and every subgraph inside its nodes' attributes (Loop, If, Scan)."""
-    import onnx
-
+    """Yield a graph and every subgraph inside its nodes' attributes (Loop, If, Scan), at any depth."""
     yield graph
     for node in graph.node:
         for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
+            if attr.HasField("g"):
                 yield from _graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _graphs(sub)
+            for sub in attr.graphs:
+                yield from _graphs(sub)
 
 
 def _tensors(graph: Any):  # noqa: ANN202
-    import onnx
-
+    """Yield every tensor a graph carries: dense and sparse initialisers and every dense or
+    sparse tensor attribute of its nodes (``Constant``'s ``value`` and ``sparse_value``,
+    ``ConstantOfShape``'s ``value``, ...). Subgraphs are reached through :func:`_graphs`."""
     yield from graph.initializer
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
     for node in graph.node:
         for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
+            # Read every field, not only the one the declared type names: onnxruntime
+            # has read fields whose attribute type said otherwise.
+            if attr.HasField("t"):
                 yield attr.t
-            elif attr.type == onnx.AttributeProto.TENSORS:
-                yield from attr.tensors
+            yield from attr.tensors
+            if attr.HasField("sparse_tensor"):
+                yield attr.sparse_tensor.values
+                yield attr.sparse_tensor.indices
+            for sparse in attr.sparse_tensors:
+                yield sparse.values
+                yield sparse.indices
 
 
 def check_onnx(model: Any, *, name: str = "model") -> None:
-    """Refuse custom-op domains, model-local functions and external-data references."""
+    """Refuse custom-op domains, model-local functions, training graphs and external data.
+
+    External data is looked for in every tensor-carrying field of every graph and subgraph
+    (see :func:`_tensors`): a tensor whose bytes live in another file would make the
+    runtime read that file, which is how a model could read what lies beside it.
+    """
     import onnx
 
     for opset in model.opset_import:
@@ -162,6 +172,11 @@ def check_onnx(model: Any, *, name: str = "model") -> None:
                 f"{name} imports the operator domain {opset.domain!r}, which needs a custom-op library",
                 fix="export the model with standard ONNX and ONNX-ML operators only (skl2onnx does by default)",
             )
+    if len(model.training_info):
+        raise InputError(
+            f"{name} carries training graphs (training_info)",
+            fix="export an inference-only model (skl2onnx does by default)",
+        )
     if len(model.functions):
         raise InputError(
             f"{name} defines its own ONNX functions ({model.functions[0].name!r})",
@@ -175,7 +190,7 @@ def check_onnx(model: Any, *, name: str = "model") -> None:
                     fix="export the model with standard ONNX and ONNX-ML operators only",
                 )
         for tensor in _tensors(graph):
-            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            if tensor.data_location != onnx.TensorProto.DEFAULT or len(tensor.external_data):
                 raise InputError(
                     f"{name} refers to external data files for the tensor {tensor.name!r}",
                     fix="save the model as one file (onnx.save_model(model, path, save_as_external_data=False))",
