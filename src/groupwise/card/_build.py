@@ -26,7 +26,7 @@ from groupwise.card._inputs import interval_summary, read_result
 
 __all__ = ["build", "assemble", "SCHEMA_VERSION", "EXPORTS", "label_of", "PERCENT_METRICS"]
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 EXPORTS = ("mct", "hf", "eee")
 PERCENT_METRICS = {"wer", "cer", "error_rate", "fpr", "fnr", "selection_rate"}
 
@@ -237,6 +237,12 @@ def _findings(card: dict[str, Any]) -> list[str]:
         out.append(f"Insufficient data for {len(thin)} group(s): {', '.join(thin[:8])}{' and more' if len(thin) > 8 else ''}.")
     if card.get("robustness"):
         out.extend(card["robustness"]["findings"])
+    if card.get("found_by_search") is not None:
+        found = card["found_by_search"]["slices"]
+        out.append(
+            f"Search found {len(found)} slice(s) confirmed on held-out data"
+            + (": " + "; ".join(x["expression"] for x in found[:5]) if found else "") + "."
+        )
     if card.get("coverage"):
         s = card["coverage"]["summary"]
         out.append(f"Coverage of {' x '.join(card['coverage']['dims'])}: {s['ok']} of {s['cells']} combinations ok, {s['thin']} thin, {s['empty']} empty.")
@@ -249,6 +255,7 @@ def assemble(
     *,
     lastmile: dict[str, Any] | None = None,
     coverage: dict[str, Any] | None = None,
+    slices: dict[str, Any] | None = None,
     inputs: list[dict[str, Any]] | None = None,
     allow_mixed: bool = False,
     built_at: str | None = None,
@@ -275,6 +282,8 @@ def assemble(
         metrics["lastmile"] = lastmile["metric"]
     if coverage is not None and (coverage.get("settings") or {}).get("metric"):
         metrics["coverage"] = coverage["settings"]["metric"]
+    if slices is not None:
+        metrics["slices"] = slices["metric"]
     mixed = len(set(metrics.values())) > 1
     if mixed and not allow_mixed:
         listed = ", ".join(f"{k}: {v}" for k, v in metrics.items())
@@ -282,7 +291,8 @@ def assemble(
             f"the inputs measure different metrics ({listed})",
             fix="rerun them with the same --metric, or pass --allow-mixed to publish them side by side, each labelled with its metric",
         )
-    stamps = {r: _stamp(d) for r, d in (("audit", audit), ("lastmile", lastmile or {}), ("coverage", coverage or {})) if _stamp(d)}
+    sources = (("audit", audit), ("lastmile", lastmile or {}), ("coverage", coverage or {}), ("slices", slices or {}))
+    stamps = {r: _stamp(d) for r, d in sources if _stamp(d)}
     if len(set(stamps.values())) > 1 and not allow_mixed:
         raise InputError(
             "the inputs come from different versions of groupwise (" + ", ".join(f"{k}: {v}" for k, v in stamps.items()) + ")",
@@ -296,6 +306,9 @@ def assemble(
         seeds["lastmile"] = settings["lastmile"].get("seed")
     if coverage is not None:
         settings["coverage"] = dict(coverage.get("settings") or {})
+    if slices is not None:
+        settings["slices"] = dict(slices.get("settings") or {})
+        seeds["slices"] = settings["slices"].get("seed")
     card: dict[str, Any] = {
         "card_format": "groupwise-service-card",
         "schema_version": SCHEMA_VERSION,
@@ -316,6 +329,7 @@ def assemble(
         "provenance": _provenance(audit.get("provenance") or {}, (lastmile or {}).get("provenance") or {}),
         "robustness": _robustness(lastmile) if lastmile is not None else None,
         "coverage": _coverage(coverage) if coverage is not None else None,
+        "found_by_search": dict(slices["found_by_search"], metric=slices["metric"]) if slices is not None else None,
         "glossary": [{"term": t, "definition": d} for t, d in {**GLOSSARY, **about.get("glossary", {})}.items()],
         "run": {
             "tool": "groupwise",
@@ -357,6 +371,7 @@ def build(
     out: str | os.PathLike[str],
     lastmile: str | os.PathLike[str] | None = None,
     coverage: str | os.PathLike[str] | None = None,
+    slices: str | os.PathLike[str] | None = None,
     export: str | list[str] | None = None,
     allow_mixed: bool = False,
 ) -> Path:
@@ -370,8 +385,10 @@ def build(
         JSON written by ``groupwise audit --json``.
     out : path
         The card folder; replaced as a whole when it exists and holds a card.
-    lastmile, coverage : path, optional
-        JSON written by ``groupwise lastmile --json`` and ``groupwise coverage --json``.
+    lastmile, coverage, slices : path, optional
+        JSON written by ``groupwise lastmile --json``, ``groupwise coverage --json`` and
+        ``groupwise slices --json`` (its confirmed slices become the "found by search"
+        part of the fairness section).
     export : str or list of str, optional
         Any of ``mct``, ``hf``, ``eee``, written to ``out/exports/``.
     allow_mixed : bool, default=False
@@ -416,14 +433,19 @@ def build(
         inputs.append({"role": "about", "file": Path(about).name, "sha256": hashlib.sha256(about_bytes).hexdigest(), "bytes": len(about_bytes)})
     audit_data, rec = read_result(audit, "audit")
     inputs.append(rec)
-    last_data = cov_data = None
+    last_data = cov_data = slice_data = None
     if lastmile is not None:
         last_data, rec = read_result(lastmile, "lastmile")
         inputs.append(rec)
     if coverage is not None:
         cov_data, rec = read_result(coverage, "coverage")
         inputs.append(rec)
-    card = assemble(about_fields, audit_data, lastmile=last_data, coverage=cov_data, inputs=inputs, allow_mixed=allow_mixed)
+    if slices is not None:
+        slice_data, rec = read_result(slices, "slices")
+        inputs.append(rec)
+    card = assemble(
+        about_fields, audit_data, lastmile=last_data, coverage=cov_data, slices=slice_data, inputs=inputs, allow_mixed=allow_mixed
+    )
 
     from groupwise.card._render import render_html, render_markdown
     from groupwise.card._schema import validate_card

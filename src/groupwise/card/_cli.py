@@ -30,6 +30,7 @@ def build_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Card folder (replaced as a whole if it holds a card).")] = Path("card"),
     lastmile: Annotated[Optional[Path], typer.Option("--lastmile", help="JSON written by 'groupwise lastmile --json'.")] = None,
     coverage: Annotated[Optional[Path], typer.Option("--coverage", help="JSON written by 'groupwise coverage --json'.")] = None,
+    slices: Annotated[Optional[Path], typer.Option("--slices", help="JSON written by 'groupwise slices --json' (confirmed slices: 'found by search').")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="Extra formats, comma-separated: mct (Model Card Toolkit), hf (Hugging Face model-index), eee (Every Eval Ever).")] = None,
     allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Accept inputs of different metrics or tool versions (each section states its own).")] = False,
 ) -> None:
@@ -39,7 +40,7 @@ def build_cmd(
     """
     from groupwise.card._build import build
 
-    folder = build(about, audit, out=out, lastmile=lastmile, coverage=coverage, export=export, allow_mixed=allow_mixed)
+    folder = build(about, audit, out=out, lastmile=lastmile, coverage=coverage, slices=slices, export=export, allow_mixed=allow_mixed)
     console = _console()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         console.print(f"[dim]Wrote {path}[/]")

@@ -23,10 +23,13 @@ ROLES = {
     "audit": ("groupwise audit --json", "--audit"),
     "lastmile": ("groupwise lastmile --json", "--lastmile"),
     "coverage": ("groupwise coverage --json", "--coverage"),
+    "slices": ("groupwise slices --json", "--slices"),
 }
 
 
 def _kind_of(data: dict[str, Any]) -> str | None:
+    if isinstance(data.get("slices"), list) and isinstance(data.get("found_by_search"), dict):
+        return "slices"
     if isinstance(data.get("groups"), list) and "overall" in data:
         return "audit"
     if isinstance(data.get("conditions"), list):
@@ -42,7 +45,7 @@ def read_result(path: str | Path, role: str) -> tuple[dict[str, Any], dict[str, 
     Parameters
     ----------
     path : path
-    role : {"audit", "lastmile", "coverage"}
+    role : {"audit", "lastmile", "coverage", "slices"}
 
     Returns
     -------
@@ -100,6 +103,14 @@ def _check_shape(data: dict[str, Any], role: str, name: str, option: str) -> Non
             for g in c["groups"]:
                 if not isinstance(g, dict) or not isinstance(g.get("group"), dict) or "status" not in g:
                     raise bad(f"has a malformed group under condition {c['condition']!r}")
+    elif role == "slices":
+        if not isinstance(data.get("metric"), str):
+            raise bad("has no 'metric'")
+        section = data["found_by_search"]
+        if not isinstance(section.get("slices"), list) or any(
+            not isinstance(x, dict) or not isinstance(x.get("expression"), str) for x in section["slices"]
+        ):
+            raise bad("has a malformed 'found_by_search' section (it needs a list of slices with an 'expression')")
     else:
         for c in data["cells"]:
             if not isinstance(c, dict) or not isinstance(c.get("cell"), dict) or "status" not in c:

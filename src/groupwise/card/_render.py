@@ -333,6 +333,23 @@ def _fairness_html(card: dict[str, Any], conf: int) -> str:
             for g in rows
         ]
         out.append(_table(["group", "n", "clusters", metric, f"{conf}% interval", "gap", "p adj.", "test", "status"], table_rows))
+    found = card.get("found_by_search")
+    if found is not None:
+        fm = found.get("metric", metric)
+        out.append(f"<h3 id='found-by-search'>Found by search</h3><p>{esc(found['method'])}.</p>")
+        if found["slices"]:
+            out.append(interval_svg(
+                [{"label": x["expression"], "value": x.get("value"), "low": x.get("ci_low"), "high": x.get("ci_high"), "kind": "flagged"} for x in found["slices"]],
+                title="slices confirmed on held-out clusters", axis_label=fm + (" (%)" if fm in PERCENT_METRICS else ""),
+                percent=fm in PERCENT_METRICS, reference=o.get("value") if fm == metric else None, plot_id="found-plot",
+            ))
+            out.append(_table(["slice", "n", "clusters", fm, f"{conf}% interval", "gap", "p adj."], [
+                ("flagged", [f"<code>{esc(x['expression'])}</code>", f"{x.get('n', 0):,}", f"{x.get('clusters', 0):,}", fmt(x.get("value"), fm),
+                             _ci(x, "ci_low", "ci_high", fm), fmt_change(x.get("gap"), fm), fmt_p(x.get("p_adjusted"))])
+                for x in found["slices"]
+            ]))
+        else:
+            out.append("<p>No slice was confirmed on the held-out half.</p>")
     out.append("<h3>Provenance of grouping columns</h3>")
     prov = card["provenance"]
     if prov:
@@ -453,6 +470,17 @@ def render_markdown(card: dict[str, Any]) -> str:
              fmt_change(g.get("gap"), metric) if _kind(g) != "insufficient" else "—", fmt_p(g.get("p_adjusted")), _status(g)]
             for g in card["fairness"]["groups"] if g["family"] == family
         ]))
+    found = card.get("found_by_search")
+    if found is not None:
+        fm = found.get("metric", metric)
+        L += ["**Found by search**", "", found["method"] + ".", ""]
+        if found["slices"]:
+            L.append(_md_table(["slice", fm, f"{conf}% interval", "gap", "p adj."], [
+                [f"`{x['expression']}`", fmt(x.get("value"), fm), _ci(x, "ci_low", "ci_high", fm), fmt_change(x.get("gap"), fm), fmt_p(x.get("p_adjusted"))]
+                for x in found["slices"]
+            ]))
+        else:
+            L += ["No slice was confirmed on the held-out half.", ""]
     L += ["**Provenance of grouping columns**", ""]
     L.append(_md_table(["column", "provenance", "protected"], [[c, e["provenance"], "yes" if e["protected"] else "no"] for c, e in card["provenance"].items()]))
     L += ["### Robustness: last-mile conditions", ""]
