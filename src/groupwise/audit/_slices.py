@@ -224,7 +224,8 @@ class _Search:
     stats: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.codes = [f.codes[self.rows] for f in self.features]
+        # Narrow codes: the gathers and key arithmetic below read them many times.
+        self.codes = [f.codes[self.rows].astype(np.int16 if f.n_atoms < 2**15 else np.int64) for f in self.features]
         self.total_den = float(self.den.sum())
         self.value = float(self.num.sum()) / self.total_den
         excess = self.num - self.value * self.den
@@ -251,9 +252,10 @@ class _Search:
     def sums(self, combo: tuple[int, ...]) -> npt.NDArray[np.float64]:
         """Sums of num, den, rows and positive excess of every slice on ``combo``'s features."""
         shape = tuple(self.features[f].n_atoms for f in combo)
-        key = np.zeros(len(self.num), np.int64)
-        for f, size in zip(combo, shape):
-            key = key * size + self.codes[f]
+        key = self.codes[combo[0]].astype(np.int64)
+        for f, size in zip(combo[1:], shape[1:]):
+            key *= size
+            key += self.codes[f]
         size = int(np.prod(shape))
         cells = np.stack([np.bincount(key, weights=w, minlength=size) for w in self.weights], axis=-1)
         cells = cells.reshape(*shape, len(self.weights))
