@@ -105,8 +105,16 @@ def schema_cmd() -> None:
 
 
 @card_app.command("example")
-def example_cmd() -> None:
-    """Print an example card.yaml to start from."""
+def example_cmd(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write it to this file instead of printing it.")] = None,
+) -> None:
+    """Print (or write) an example card.yaml to start from."""
+    from groupwise._errors import InputError
     from groupwise.card._about import EXAMPLE_YAML
 
-    sys.stdout.write(EXAMPLE_YAML)
+    if out is None:
+        sys.stdout.write(EXAMPLE_YAML)
+        return
+    if out.exists():
+        raise InputError(f"{str(out)!r} already exists", fix="pass -o with a new file name, or edit the existing card.yaml")
+    out.write_text(EXAMPLE_YAML, encoding="utf-8")

@@ -1,0 +1,61 @@
+"""The README's service-card section: its examples run, and every option is documented."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cardfixtures import *  # noqa: F403 - shared session fixtures
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _section() -> str:
+    text = README.read_text(encoding="utf-8")
+    return text.split("## Service card", 1)[1].split("\n## ", 1)[0]
+
+
+def test_card_examples_run(v1, tmp_path, monkeypatch):
+    """The section's blocks, in order, from the files the README's earlier examples write."""
+    import groupwise
+
+    groupwise.speech_example(6000, n_speakers=240, seed=0).drop(columns=["true_rate"]).to_csv(tmp_path / "hyps.csv", index=False)
+    for name in ("audit.json", "lastmile.json", "coverage.json"):
+        shutil.copy(v1 / name, tmp_path / name)
+    env = {**os.environ, "COLUMNS": "120"}
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```(\w+)\n(.*?)```", _section(), flags=re.S)
+    assert [lang for lang, _ in blocks] == ["bash", "bash", "python"]
+    for lang, body in blocks:
+        if lang == "python":
+            exec(compile(body, "README.md", "exec"), {"__name__": "readme"})  # our own README, not user input
+            continue
+        for line in body.strip().splitlines():
+            argv = shlex.split(line)
+            if argv[0] == "groupwise":
+                res = subprocess.run([sys.executable, "-m", "groupwise.cli", *argv[1:]], capture_output=True, text=True, env=env, timeout=600)
+            else:
+                res = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
+            assert res.returncode == 0, f"{line}\n{res.stdout}\n{res.stderr}"
+    for path in ("card/card.html", "card/exports/every_eval_ever.json", "card-v2/card.json", "card-diff/diff.html", "card-py/card.md"):
+        assert (tmp_path / path).exists(), path
+
+
+@pytest.mark.parametrize("command", ["build", "diff", "example"])
+def test_every_card_option_is_in_the_readme(command):
+    from typer.main import get_command
+
+    from groupwise.cli import app
+
+    section = _section()
+    params = get_command(app).commands["card"].commands[command].params
+    for param in params:
+        for opt in param.opts:
+            if opt.startswith("--") and opt != "--help":
+                assert f"`{opt}" in section or f" {opt} " in section, opt
