@@ -4,7 +4,7 @@ Models are data, not code (DESIGN.md). A file is recognised by its bytes, not it
 a pickle, dill or joblib file renamed ``.onnx`` is refused with an explanation of how to
 export the model properly. ONNX models run in onnxruntime on the CPU provider, with only
 the standard operator domains and no external-data references; skops files load only
-when every type they need is on a short list of scikit-learn types.
+when skops trusts every type they need by default (no tree internals, no custom code).
 
 The functions that parse a file (:func:`load_model`) are meant to run inside the sandbox
 worker (:mod:`groupwise.bounty._worker`); :func:`sniff_format` only reads bytes and is
@@ -31,31 +31,11 @@ __all__ = ["ALLOWED_ONNX_DOMAINS", "TRUSTED_SKOPS_TYPES", "LoadedModel", "load_m
 #: that skl2onnx emits for trees and linear models. Anything else needs a custom-op library.
 ALLOWED_ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 
-#: Types that skops does not trust by default but that plain scikit-learn models need.
-#: skops already trusts scikit-learn estimators and numpy arrays; these are the helper
-#: classes inside them (tree structures, histogram-GBM predictors and losses).
-TRUSTED_SKOPS_TYPES = frozenset({
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn._loss.loss.HalfMultinomialLoss",
-    "sklearn._loss.loss.HalfSquaredError",
-    "sklearn._loss.loss.AbsoluteError",
-    "sklearn._loss.link.IdentityLink",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.link.MultinomialLogit",
-    "sklearn._loss._loss.CyHalfBinomialLoss",
-    "sklearn._loss._loss.CyHalfMultinomialLoss",
-    "sklearn._loss._loss.CyHalfSquaredError",
-    "sklearn._loss._loss.CyAbsoluteError",
-    "sklearn.ensemble._gb_losses.BinomialDeviance",
-    "sklearn.ensemble._gb_losses.LeastSquaresError",
-    "sklearn.dummy.DummyClassifier",
-    "sklearn.dummy.DummyRegressor",
-    "collections.OrderedDict",
-    "builtins.slice",
-})
+#: Types trusted beyond what skops trusts by default: none. skops leaves out, on purpose,
+#: the compiled internals of tree models (``sklearn.tree._tree.Tree``, histogram-GBM
+#: predictors), whose arrays it cannot check: a tree with an out-of-bounds child index
+#: crashes the process that predicts with it. Tree models come as ONNX instead.
+TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset()
 
 _EXPORT_HELP = (
     "export the model to ONNX with skl2onnx (skl2onnx.to_onnx(model, X[:1].astype('float32'))) "
@@ -317,8 +297,10 @@ def load_model(path: str | Path, schema: Schema, *, name: str | None = None, thr
     refused = sorted(t for t in untrusted if t not in TRUSTED_SKOPS_TYPES)
     if refused:
         raise InputError(
-            f"{label} contains types that are not on the bounty's trusted list: {', '.join(refused[:5])}",
-            fix="use plain scikit-learn estimators and transformers (no custom classes or functions), or export to ONNX",
+            f"{label} contains types that are not on the bounty's trusted list (the types skops trusts by default): "
+            f"{', '.join(refused[:5])}",
+            fix="export tree ensembles and anything else to ONNX (skl2onnx.to_onnx(model, X[:1].astype('float32'))); "
+            "skops files may hold plain scikit-learn estimators without compiled tree internals or custom code",
         )
     try:
         model = sio.loads(data, trusted=list(untrusted))
