@@ -1,0 +1,35 @@
+"""The demo's card says plainly that the voices are synthetic."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+from cardfixtures import *  # noqa: F403 - shared session fixtures
+
+from groupwise.card._demo import write_demo_card
+from groupwise.card._schema import card_schema, schema_errors
+
+
+def test_speech_demo_card(v1, tmp_path):
+    for name in ("audit.json", "lastmile.json", "coverage.json"):
+        shutil.copy(v1 / name, tmp_path / name)
+    folder = write_demo_card(tmp_path, kind="speech")
+    assert folder == tmp_path / "card"
+    about = yaml.safe_load((tmp_path / "card.yaml").read_text())
+    assert about["evaluation_data"]["synthetic"] is True
+    assert "The voices are synthetic" in about["overview"]
+    card = json.loads((folder / "card.json").read_text())
+    assert schema_errors(card, card_schema()) == []
+    assert card["robustness"] is not None and card["coverage"] is not None
+    html = (folder / "card.html").read_text()
+    assert "The evaluation data are synthetic." in html and "The voices are synthetic" in html
+    assert sorted(p.name for p in (folder / "exports").iterdir()) == ["README.md", "every_eval_ever.json", "model_card_toolkit.json"]
+
+
+def test_simulated_demo_card(v1, tmp_path):
+    shutil.copy(v1 / "audit.json", tmp_path / "audit.json")
+    card = json.loads((write_demo_card(tmp_path, kind="simulated") / "card.json").read_text())
+    assert card["about"]["evaluation_data"]["synthetic"] is True
+    assert card["robustness"] is None and card["coverage"] is None
