@@ -125,3 +125,14 @@ def test_diff_refuses_other_services_metrics_and_non_cards(v1_card, tabular, tmp
     _cli_fails(["card", "diff", str(v1_card / "card.json"), "v9.json"], tmp_path, "schema version '9.0.0'")
     with pytest.raises(InputError, match="correction"):
         diff(v1_card / "card.json", v1_card / "card.json", correction="bonferroni")
+
+
+def test_conflicting_provenance_refused_unless_allowed(v1, tmp_path):
+    last = json.loads((v1 / "lastmile.json").read_text())
+    last["provenance"]["accent"]["provenance"] = "self_reported"
+    (tmp_path / "lastmile.json").write_text(json.dumps(last))
+    _cli_fails(["card", "build", "--about", str(v1 / "card.yaml"), "--audit", str(v1 / "audit.json"), "--lastmile", "lastmile.json",
+                "-o", "card"], tmp_path, "different provenance", "'accent' (synthetic and self_reported)", "--allow-mixed")
+    assert not (tmp_path / "card").exists()
+    out = build(v1 / "card.yaml", v1 / "audit.json", lastmile=tmp_path / "lastmile.json", out=tmp_path / "card", allow_mixed=True)
+    assert json.loads((out / "card.json").read_text())["provenance"]["accent"]["provenance"] == "synthetic"

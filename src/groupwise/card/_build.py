@@ -110,6 +110,13 @@ def _provenance(*sources: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _provenance_conflicts(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    def p(entry: Any) -> str:
+        return str(entry.get("provenance", "unspecified")) if isinstance(entry, dict) else str(entry)
+
+    return [f"{c!r} ({p(a[c])} and {p(b[c])})" for c in a if c in b and p(a[c]) != p(b[c])]
+
+
 def _fairness(audit: dict[str, Any]) -> dict[str, Any]:
     confidence = float((audit.get("settings") or {}).get("confidence", 0.95))
     groups = []
@@ -297,6 +304,13 @@ def assemble(
         raise InputError(
             "the inputs come from different versions of groupwise (" + ", ".join(f"{k}: {v}" for k, v in stamps.items()) + ")",
             fix="rerun them with one version, or pass --allow-mixed to publish them anyway (the card records each version)",
+        )
+    conflicts = _provenance_conflicts(audit.get("provenance") or {}, (lastmile or {}).get("provenance") or {})
+    if conflicts and not allow_mixed:
+        raise InputError(
+            "the audit and the last-mile test record different provenance for " + "; ".join(conflicts),
+            fix="rerun both with the same --provenance (or --schema), or pass --allow-mixed to publish them as they are "
+            "(the card then shows the audit's provenance)",
         )
     version = _tool_version()
     settings = {"audit": dict(audit.get("settings") or {})}

@@ -73,6 +73,10 @@ def fmt_change(value: Any, metric: str) -> str:
     return f"{100 * value:+.1f} pt" if metric in PERCENT_METRICS else f"{value:+.4g}"
 
 
+def _count(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else "—"
+
+
 def fmt_p(p: Any) -> str:
     if not isinstance(p, (int, float)) or isinstance(p, bool):
         return "—"
@@ -259,7 +263,7 @@ def render_html(card: dict[str, Any]) -> str:
     b.append("<section id='performance'><h3>Performance expectations</h3>")
     b.append(
         f"<p>Overall {esc(m['description'])}: <b>{fmt(o.get('value'), metric)}</b> ({conf}% interval "
-        f"{_ci(o, 'ci_low', 'ci_high', metric)}) over {o.get('n', 0):,} examples from {o.get('clusters', 0):,} clusters.</p>"
+        f"{_ci(o, 'ci_low', 'ci_high', metric)}) over {_count(o.get('n'))} examples from {_count(o.get('clusters'))} clusters.</p>"
     )
     values = [g["value"] for g in card["fairness"]["groups"] if isinstance(g.get("value"), (int, float)) and _kind(g) != "insufficient"]
     if values:
@@ -297,7 +301,7 @@ def render_html(card: dict[str, Any]) -> str:
     run = card["run"]
     b.append("<section id='provenance-of-card'><h2>How this card was made</h2>")
     b.append(f"<p>Compiled by {esc(run['tool'])} {esc(run['tool_version'])} at {esc(run['built_at'])} from these inputs (SHA-256):</p>")
-    b.append(_table(["input", "file", "sha256", "bytes"], [("", [esc(i["role"]), esc(i["file"]), f"<code>{esc(i['sha256'])}</code>", f"{i['bytes']:,}"]) for i in run["inputs"]]))
+    b.append(_table(["input", "file", "sha256", "bytes"], [("", [esc(i["role"]), esc(i["file"]), f"<code>{esc(i['sha256'])}</code>", f"{_count(i.get('bytes'))}"]) for i in run["inputs"]]))
     seeds = ", ".join(f"{k}: {v}" for k, v in run["seeds"].items())
     b.append(f"<p>Seeds: {esc(seeds)}. Every setting of every run is in <code>card.json</code> (run.settings). "
              "The card holds no per-speaker data.</p>")
@@ -327,7 +331,7 @@ def _fairness_html(card: dict[str, Any], conf: int) -> str:
         out.append(interval_svg(plot_rows, title=f"{card['metric']['description']} by {family}", axis_label=metric + (" (%)" if metric in PERCENT_METRICS else ""),
                                 percent=metric in PERCENT_METRICS, reference=o.get("value"), plot_id=f"fairness-plot-{i}"))
         table_rows = [
-            (_kind(g), [esc(g["label"]), f"{g.get('n', 0):,}", f"{g.get('clusters', 0):,}", fmt(g.get("value"), metric),
+            (_kind(g), [esc(g["label"]), f"{_count(g.get('n'))}", f"{_count(g.get('clusters'))}", fmt(g.get("value"), metric),
                         _ci(g, "ci_low", "ci_high", metric), fmt_change(g.get("gap"), metric) if _kind(g) != "insufficient" else "—",
                         fmt_p(g.get("p_adjusted")), esc(g.get("test") or "—"), esc(_status(g))])
             for g in rows
@@ -344,7 +348,7 @@ def _fairness_html(card: dict[str, Any], conf: int) -> str:
                 percent=fm in PERCENT_METRICS, reference=o.get("value") if fm == metric else None, plot_id="found-plot",
             ))
             out.append(_table(["slice", "n", "clusters", fm, f"{conf}% interval", "gap", "p adj."], [
-                ("flagged", [f"<code>{esc(x['expression'])}</code>", f"{x.get('n', 0):,}", f"{x.get('clusters', 0):,}", fmt(x.get("value"), fm),
+                ("flagged", [f"<code>{esc(x['expression'])}</code>", f"{_count(x.get('n'))}", f"{_count(x.get('clusters'))}", fmt(x.get("value"), fm),
                              _ci(x, "ci_low", "ci_high", fm), fmt_change(x.get("gap"), fm), fmt_p(x.get("p_adjusted"))])
                 for x in found["slices"]
             ]))
@@ -388,7 +392,7 @@ def _robustness_html(card: dict[str, Any], conf: int) -> str:
                                 percent=metric in PERCENT_METRICS, reference=ov.get("delta"), zero_line=True, plot_id=f"robustness-plot-{i}"))
         out.append(_table(
             ["group", "clusters", "baseline", "condition", "change", f"{conf}% interval", "interaction", "p adj.", "status"],
-            [(_kind(g), [esc(g["label"]), f"{g.get('clusters', 0):,}", fmt(g.get("baseline"), metric), fmt(g.get("value"), metric),
+            [(_kind(g), [esc(g["label"]), f"{_count(g.get('clusters'))}", fmt(g.get("baseline"), metric), fmt(g.get("value"), metric),
                          fmt_change(g.get("delta"), metric), _ci(g, "delta_ci_low", "delta_ci_high", metric, True),
                          fmt_change(g.get("interaction"), metric), fmt_p(g.get("p_adjusted")), esc(_status(g)).replace("flagged (larger)", "flagged (hurt more)")])
              for g in c["groups"]],
@@ -415,8 +419,8 @@ def _coverage_html(card: dict[str, Any]) -> str:
     if short:
         out.append("<p>Thin and empty combinations, and what it would take to fill them:</p>")
         out.append(_table(["combination", "n", "clusters", "status", "more clusters"], [
-            (x["status"], [esc(x["label"]), f"{x['n']:,}", f"{x['clusters']:,}", esc(x["status"]),
-                           "—" if x.get("more_clusters") is None else f"{x['more_clusters']:,}"]) for x in short
+            (x["status"], [esc(x["label"]), f"{_count(x.get('n'))}", f"{_count(x.get('clusters'))}", esc(x["status"]),
+                           "—" if x.get("more_clusters") is None else f"{_count(x.get('more_clusters'))}"]) for x in short
         ]))
     else:
         out.append("<p>Every combination has enough data.</p>")
@@ -452,7 +456,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     ed = a["evaluation_data"]
     L += ["## Design", "", "### Performance expectations", "",
           f"Overall {m['description']}: **{fmt(o.get('value'), metric)}** ({conf}% interval {_ci(o, 'ci_low', 'ci_high', metric)}) "
-          f"over {o.get('n', 0):,} examples from {o.get('clusters', 0):,} clusters.", "",
+          f"over {_count(o.get('n'))} examples from {_count(o.get('clusters'))} clusters.", "",
           f"- Evaluation data: {ed['description']}", f"- Collection: {ed['collection']}",
           f"- Demographic columns self-reported: {'yes' if ed['self_reported'] else 'no'}",
           f"- Synthetic: {'yes' if ed.get('synthetic') else 'no'}", "",
@@ -466,7 +470,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     for family in card["fairness"]["families"]:
         L += [f"**By {family}**", ""]
         L.append(_md_table(["group", "n", "clusters", metric, f"{conf}% interval", "gap", "p adj.", "status"], [
-            [g["label"], f"{g.get('n', 0):,}", f"{g.get('clusters', 0):,}", fmt(g.get("value"), metric), _ci(g, "ci_low", "ci_high", metric),
+            [g["label"], f"{_count(g.get('n'))}", f"{_count(g.get('clusters'))}", fmt(g.get("value"), metric), _ci(g, "ci_low", "ci_high", metric),
              fmt_change(g.get("gap"), metric) if _kind(g) != "insufficient" else "—", fmt_p(g.get("p_adjusted")), _status(g)]
             for g in card["fairness"]["groups"] if g["family"] == family
         ]))
@@ -506,7 +510,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         short = [x for x in c["cells"] if x["status"] != "ok"]
         if short:
             L.append(_md_table(["combination", "n", "clusters", "status", "more clusters"], [
-                [x["label"], f"{x['n']:,}", f"{x['clusters']:,}", x["status"], "—" if x.get("more_clusters") is None else f"{x['more_clusters']:,}"]
+                [x["label"], f"{_count(x.get('n'))}", f"{_count(x.get('clusters'))}", x["status"], "—" if x.get("more_clusters") is None else f"{_count(x.get('more_clusters'))}"]
                 for x in short
             ]))
     L += ["## Deployment and performance best practices", ""] + [f"- {x}" for x in a["deployment_advice"]] + [""]
