@@ -463,12 +463,13 @@ class SliceResult:
             f"{len(self.slices)} on the other {s['split']['confirmation_clusters']:,} with "
             f"{ {'holm': 'Holm', 'bh': 'Benjamini-Hochberg'}[s['correction']]} correction."
         ]
+        unit = f"values of {s['cluster']!r}" if s["cluster"] else "rows"
         for x in self.confirmed:
             c = x["confirmation"]
             out.append(
                 f"{x['expression']}: {_fmt(c['value'], self.metric)} ({_fmt(c['ci_low'], self.metric)} to "
-                f"{_fmt(c['ci_high'], self.metric)}), {_fmt_gap(c['gap'], self.metric)} against the rest on "
-                f"speakers the search never saw (adjusted p {_fmt_p(c['p_adjusted'])})."
+                f"{_fmt(c['ci_high'], self.metric)}), {_fmt_gap(c['gap'], self.metric)} against the rest, on "
+                f"{unit} the search never saw (adjusted p {_fmt_p(c['p_adjusted'])})."
             )
         if not self.confirmed:
             out.append(
