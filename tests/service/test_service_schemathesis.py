@@ -18,10 +18,14 @@ def test_no_generated_request_causes_a_server_error(sqlite_url, program_dir, mod
 
     from groupwise.service.app import create_app
 
-    app = create_app(service_settings(sqlite_url, inprocess_worker=False, submissions_per_hour=10**6, predictions_per_hour=10**6))
+    # Generous throttles so that generated requests reach the code behind them.
+    app = create_app(service_settings(sqlite_url, inprocess_worker=False, submissions_per_hour=10**6, predictions_per_hour=10**6,
+                                      bundle_downloads_per_hour=10**6, auth_failures_per_minute=10**6))
     register(app, program_dir)
     with TestClient(app) as client:
         team = client.post("/api/v1/admin/teams", json={"name": "fuzz"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["token"]["token"]
+        # A second team for the admin routes that change a team (disabling the fuzzer's own would end the run).
+        client.post("/api/v1/admin/teams", json={"name": "target"}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         client.post(
             "/api/v1/programs/synthetic/submissions", files={"model": ("h.onnx", models["truth"].read_bytes())}, data={"group": "u > 0.5"},
             headers={"Authorization": f"Bearer {team}"},
@@ -54,10 +58,12 @@ def fuzz(operation, token: str, failures: list[str]) -> None:
             headers["Authorization"] = f"Bearer {token}"
         case.headers = headers
         if real and case.path_parameters:
-            known = {"slug": "synthetic", "submission_id": 1, "team_id": 2, "token_id": 3, "split": "train"}
+            known = {"slug": "synthetic", "submission_id": 1, "team_id": 3, "token_id": 3, "split": "train"}
             case.path_parameters = {k: known.get(k, v) for k, v in case.path_parameters.items()}
         if case.path_parameters and case.path_parameters.get("token_id") in (1, 2):
             case.path_parameters = {**case.path_parameters, "token_id": 3}  # keep the fuzzer's own tokens alive
+        if case.path_parameters and case.path_parameters.get("team_id") == 2:
+            case.path_parameters = {**case.path_parameters, "team_id": 3}  # and its team enabled
         response = case.call()
         if response.status_code >= 500:
             failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")

@@ -55,7 +55,11 @@ def test_team_boundaries_and_token_lifecycle(service, models):
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
     assert service.client.get("/api/v1/me", headers=service.auth(a)).status_code == 401
     assert service.submit(a, models["truth"], group="v > 0.8").status_code == 401
-    assert service.client.get("/api/v1/me", headers=service.auth(new)).json()["name"] == "alpha"
+    # The token made with the revoked one dies with it; one the admin issues does not.
+    assert service.client.get("/api/v1/me", headers=service.auth(new)).status_code == 401
+    a_id = service.client.get("/api/v1/admin/teams", headers=service.auth(service.admin)).json()[1]["id"]
+    issued = service.client.post(f"/api/v1/admin/teams/{a_id}/tokens", json={"label": "rotated"}, headers=service.auth(service.admin))
+    assert service.client.get("/api/v1/me", headers=service.auth(issued.json()["token"])).json()["name"] == "alpha"
     # The admin revokes a token too.
     b_token_id = mine[0]["id"]
     assert service.client.delete(f"/api/v1/admin/tokens/{b_token_id}", headers=service.auth(service.admin)).status_code == 200

@@ -23,6 +23,7 @@ from groupwise.service import models as m
 from groupwise.service.core.security import display_prefix, hash_token, new_token, token_matches
 
 __all__ = [
+    "AuditBatch",
     "audit",
     "authenticate",
     "create_team",
@@ -74,10 +75,16 @@ def team_by_name(session: Session, name: str) -> m.Team | None:
     return session.scalar(select(m.Team).where(m.Team.name == name))
 
 
-def create_token(session: Session, team: m.Team, *, label: str = "", token: str | None = None) -> tuple[m.ApiToken, str]:
-    """A new token for ``team``; returns the row and the token, which is not stored."""
+def create_token(
+    session: Session, team: m.Team, *, label: str = "", token: str | None = None, parent: m.ApiToken | None = None
+) -> tuple[m.ApiToken, str]:
+    """A new token for ``team``; returns the row and the token, which is not stored.
+
+    ``parent`` is the token the request was made with: revoking it revokes this one too.
+    """
     token = token or new_token()
-    row = m.ApiToken(team_id=team.id, token_hash=hash_token(token), prefix=display_prefix(token), label=label, created_at=now())
+    row = m.ApiToken(team_id=team.id, token_hash=hash_token(token), prefix=display_prefix(token), label=label, created_at=now(),
+                     parent_id=parent.id if parent is not None else None)
     session.add(row)
     session.flush()
     return row, token
@@ -88,7 +95,7 @@ def authenticate(session: Session, token: str) -> tuple[m.Team, m.ApiToken] | No
     if not token or len(token) > 200:
         return None
     row = session.scalar(select(m.ApiToken).where(m.ApiToken.token_hash == hash_token(token)))
-    if row is None or not token_matches(token, row.token_hash) or row.revoked_at is not None:
+    if row is None or not token_matches(token, row.token_hash) or not token_chain_live(session, row):
         return None
     stamp = now()
     # Touched at most once a minute: a write per request would serialise SQLite readers.
@@ -98,14 +105,96 @@ def authenticate(session: Session, token: str) -> tuple[m.Team, m.ApiToken] | No
     return row.team, row
 
 
+_MAX_TOKEN_CHAIN = 64
+
+
+def token_chain_live(session: Session, row: m.ApiToken) -> bool:
+    """The token, every token it was made with, and its team are all in force.
+
+    Revoking a token revokes the tokens made with it at once; checking the chain here too
+    closes the race with a token made in the same instant.
+    """
+    if row.team.disabled_at is not None:
+        return False
+    current: m.ApiToken | None = row
+    for _ in range(_MAX_TOKEN_CHAIN):
+        if current is None:
+            return True
+        if current.revoked_at is not None:
+            return False
+        current = session.get(m.ApiToken, current.parent_id) if current.parent_id is not None else None
+    return False
+
+
 def token_is_live(session: Session, token_id: int) -> m.ApiToken | None:
     row = session.get(m.ApiToken, token_id)
-    return row if row is not None and row.revoked_at is None else None
+    return row if row is not None and token_chain_live(session, row) else None
 
 
-def revoke_token(session: Session, token: m.ApiToken) -> None:
+def revoke_token(session: Session, token: m.ApiToken) -> list[int]:
+    """Revoke ``token`` and every token made with it, directly or not; return their ids."""
+    stamp = now()
+    revoked = []
+    frontier = [token.id]
     if token.revoked_at is None:
-        token.revoked_at = now()
+        token.revoked_at = stamp
+    revoked.append(token.id)
+    while frontier:
+        children = session.scalars(select(m.ApiToken).where(m.ApiToken.parent_id.in_(frontier))).all()
+        frontier = []
+        for child in children:
+            if child.id in revoked:
+                continue
+            if child.revoked_at is None:
+                child.revoked_at = stamp
+            revoked.append(child.id)
+            frontier.append(child.id)
+    return revoked
+
+
+def set_team_disabled(session: Session, team: m.Team, disabled: bool) -> int:
+    """Disable (or enable again) a team; disabling refuses its queued submissions.
+
+    Returns the number of queued submissions refused. Submissions already running finish;
+    their decisions stand.
+    """
+    if not disabled:
+        team.disabled_at = None
+        return 0
+    stamp = now()
+    if team.disabled_at is None:
+        team.disabled_at = stamp
+    refused = session.execute(
+        update(m.Submission)
+        .where(m.Submission.team_id == team.id, m.Submission.status == "queued")
+        .values(status="decided", decision="refused", decided_at=stamp, reason="the team was disabled by the program's admin",
+                reason_kind="disabled")
+    )
+    session.execute(update(m.WebSession).where(m.WebSession.team_id == team.id, m.WebSession.ended_at.is_(None)).values(ended_at=stamp))
+    return int(refused.rowcount or 0)
+
+
+# --- web sessions -----------------------------------------------------------------------
+
+
+def start_web_session(session: Session, team: m.Team, token: m.ApiToken) -> str:
+    """A new signed-in session; returns its id for the cookie (only the hash is stored)."""
+    sid = secrets.token_urlsafe(32)
+    session.add(m.WebSession(id_hash=hash_token(sid), team_id=team.id, token_id=token.id, created_at=now()))
+    return sid
+
+
+def web_session(session: Session, sid: str) -> m.WebSession | None:
+    """The session of a cookie's id, or None when unknown or ended."""
+    if not sid or len(sid) > 100:
+        return None
+    row = session.get(m.WebSession, hash_token(sid))
+    return row if row is not None and row.ended_at is None else None
+
+
+def end_web_session(session: Session, sid: str) -> None:
+    if sid and len(sid) <= 100:
+        session.execute(update(m.WebSession).where(m.WebSession.id_hash == hash_token(sid), m.WebSession.ended_at.is_(None)).values(ended_at=now()))
 
 
 def tokens_of(session: Session, team_id: int) -> Sequence[m.ApiToken]:
@@ -307,6 +396,65 @@ def audit_now(sessionmaker: Any, **fields: Any) -> None:
     with sessionmaker() as session:
         audit(session, **fields)
         session.commit()
+
+
+class AuditBatch:
+    """Refusals of unauthenticated requests, counted in memory and written in batches.
+
+    A flood of bad tokens or failed sign-ins must not become a flood of synchronous
+    database writes: :meth:`add` only counts, and :meth:`flush` (run every few seconds by
+    the app, before the audit log is read, and at shutdown) writes one row per actor,
+    action, result, client and detail, saying how many times it happened and when.
+
+    Parameters
+    ----------
+    sessionmaker : callable
+        Makes the database sessions that flushes write with.
+    max_keys : int
+        Distinct rows held before a flush is forced, so memory stays bounded.
+    """
+
+    def __init__(self, sessionmaker: Any, *, max_keys: int = 1000) -> None:
+        self.sessionmaker = sessionmaker
+        self.max_keys = max_keys
+        self._pending: dict[tuple[Any, ...], list[Any]] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+
+    def add(self, *, actor: str, action: str, result: str, target: str = "", detail: str = "", team_id: int | None = None,
+            client: str = "") -> None:
+        key = (actor[:100], action[:64], result[:32], detail[:1000], team_id, client[:64])
+        stamp = now()
+        with self._lock:
+            entry = self._pending.get(key)
+            if entry is None:
+                self._pending[key] = [stamp, stamp, 1, target[:200]]
+            else:
+                entry[1] = stamp
+                entry[2] += 1
+            full = len(self._pending) >= self.max_keys
+        if full:
+            self.flush()
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(entry[2] for entry in self._pending.values())
+
+    def flush(self) -> int:
+        """Write what was counted; returns the number of rows written."""
+        with self._flush_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            if not pending:
+                return 0
+            with self.sessionmaker() as session:
+                for (actor, action, result, detail, team_id, client), (first, last, count, target) in pending.items():
+                    if count > 1:
+                        detail = f"{detail} ({count} times from {first.isoformat(timespec='seconds')} to {last.isoformat(timespec='seconds')} UTC)"
+                    session.add(m.AuditEntry(time=last, actor=actor, team_id=team_id, action=action, target=target, result=result,
+                                             detail=detail[:4000], client=client))
+                session.commit()
+            return len(pending)
 
 
 # --- rate limits ------------------------------------------------------------------------

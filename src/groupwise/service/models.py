@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["ApiToken", "AuditEntry", "Base", "Meta", "ProgramRow", "RateCounter", "Submission", "Team", "Upload"]
+__all__ = ["ApiToken", "AuditEntry", "Base", "Meta", "ProgramRow", "RateCounter", "Submission", "Team", "Upload", "WebSession"]
 
 
 class Base(DeclarativeBase):
@@ -54,6 +54,8 @@ class Team(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Set by the admin: every token of the team stops working and its queued work is refused.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="team")
 
@@ -71,6 +73,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The token that made this one (POST /me/tokens); revoking it revokes this one too.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=True, index=True)
 
     team: Mapped[Team] = relationship(back_populates="tokens")
 
@@ -185,3 +189,19 @@ class RateCounter(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     window_start: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebSession(Base):
+    """A signed-in browser session of the web UI.
+
+    The cookie carries a random session id; only its SHA-256 is stored here. Signing out
+    ends the row, so a copy of the old cookie is refused from then on.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -60,6 +60,7 @@ class TeamPublic(_Out):
     name: str
     is_admin: bool
     created_at: datetime
+    disabled_at: datetime | None = None
 
 
 class TokenCreate(BaseModel):

@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 
 from groupwise.service import crud
 from groupwise.service import models as m
+from groupwise.service.core.security import hash_token
 
-__all__ = ["AdminDep", "CurrentTeam", "OptionalTeam", "OwnSubmission", "ProgramDep", "SessionDep", "client_of"]
+__all__ = ["AdminDep", "CurrentTeam", "OptionalTeam", "OwnSubmission", "ProgramDep", "SessionDep", "auth_failed", "check_auth_throttle",
+           "client_of"]
 
 _bearer = HTTPBearer(auto_error=False, description="A team's API token (an admin's token for /admin routes).")
 
@@ -34,6 +36,27 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def check_auth_throttle(request: Request, client: str) -> None:
+    """Refuse at once (429) a client address that has sent too many bad tokens or failed
+    sign-ins this minute: no database lookup, and one counted audit entry."""
+    throttle = request.app.state.auth_failures
+    if throttle.blocked(client):
+        request.app.state.audit_batch.add(actor="anonymous", action="authenticate", result="throttled",
+                                          detail="too many unknown tokens or failed sign-ins", client=client)
+        retry = throttle.retry_after(client)
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many unknown tokens or failed sign-ins from your address. Fix: wait {retry} s and check the token",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def auth_failed(request: Request, client: str, *, action: str, detail: str, target: str = "") -> None:
+    """Count a failed authentication for the throttle and the batched audit log."""
+    request.app.state.auth_failures.hit(client)
+    request.app.state.audit_batch.add(actor="anonymous", action=action, result="denied", target=target, detail=detail, client=client)
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
@@ -43,11 +66,19 @@ def get_optional_team(
 ) -> m.Team | None:
     if credentials is None:
         return None
+    client = client_of(request)
+    presented = hash_token(credentials.credentials[:200])
+    known_good = request.app.state.known_good_tokens
+    # A throttled address may still use a token that worked recently (a team behind the
+    # same address as a flood); it is checked against the database as always.
+    if presented not in known_good:
+        check_auth_throttle(request, client)
     found = crud.authenticate(session, credentials.credentials)
     if found is None:
-        crud.audit_now(request.app.state.sessions, actor="anonymous", action="authenticate", result="denied",
-                       target=request.url.path[:200], detail="unknown or revoked token", client=client_of(request))
-        raise _unauthorized("the token is unknown or has been revoked; ask your program's admin for a new one")
+        known_good.discard(presented)
+        auth_failed(request, client, action="authenticate", detail="unknown or revoked token", target=request.url.path[:200])
+        raise _unauthorized("the token is unknown or has been revoked, or its team is disabled; ask your program's admin for a new one")
+    known_good.add(presented)
     team, token = found
     request.state.token_id = token.id
     return team

@@ -51,6 +51,21 @@ class Settings:
     page_cache_seconds : float
         How long a rendered public page or figure may be served before it is rebuilt (its
         key includes the program's version, so an update shows at once in this process).
+    bundle_downloads_per_hour : int
+        Bundle downloads per team (or per client address when anonymous).
+    bundles_kept : int
+        Exported bundles (program and version pairs) kept on disk; older ones are deleted.
+    predict_cpu_seconds, predict_memory_mb, predict_wall_seconds : float, int, float
+        Limits of the child process that runs one public prediction or bundle export.
+    max_request_kb : int
+        Body size of requests other than uploads and predictions, refused before parsing.
+    max_predict_body_kb : int
+        Body size of a prediction request, refused before parsing.
+    auth_failures_per_minute : int
+        Unknown tokens and failed sign-ins per client address and minute; past it, every
+        request with a token from that address is refused for the rest of the minute.
+    audit_flush_seconds : float
+        How often counted refusals (bad tokens, failed sign-ins) are written to the audit log.
     debug_pause : str
         Fault injection for the crash tests only: ``"before-engine:SECONDS"`` or
         ``"after-engine:SECONDS"`` makes a worker sleep at that point of an evaluation.
@@ -69,6 +84,15 @@ class Settings:
     poll_seconds: float = 0.5
     inprocess_worker: bool = True
     page_cache_seconds: float = 2.0
+    bundle_downloads_per_hour: int = 120
+    bundles_kept: int = 8
+    predict_cpu_seconds: float = 20.0
+    predict_memory_mb: int = 3072
+    predict_wall_seconds: float = 60.0
+    max_request_kb: int = 256
+    max_predict_body_kb: int = 2048
+    auth_failures_per_minute: int = 30
+    audit_flush_seconds: float = 5.0
     debug_pause: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -43,6 +43,10 @@ class ProgramUpdate(BaseModel):
     is_open: bool
 
 
+class TeamUpdate(BaseModel):
+    disabled: bool
+
+
 @router.post("/teams", response_model=TeamCreated, status_code=201, responses={**_FORBIDDEN, 409: {}}, summary="Create a team and its first token")
 def create_team(request: Request, session: SessionDep, admin: AdminDep, body: TeamCreate) -> dict[str, Any]:
     if crud.team_by_name(session, body.name) is not None:
@@ -70,6 +74,22 @@ def _team(session: crud.Session, team_id: int) -> m.Team:
     return team
 
 
+@router.patch("/teams/{team_id}", response_model=TeamPublic, responses={**_FORBIDDEN, 404: {}, 409: {}},
+              summary="Disable a team (its tokens stop working, its queued submissions are refused) or enable it again")
+def update_team(
+    request: Request, session: SessionDep, admin: AdminDep, team_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: TeamUpdate
+) -> m.Team:
+    team = _team(session, team_id)
+    if team.is_admin:
+        raise HTTPException(status_code=409, detail="the admin account cannot be disabled; revoke its tokens instead")
+    refused = crud.set_team_disabled(session, team, body.disabled)
+    crud.audit(session, actor=admin.name, team_id=admin.id, action="disable-team" if body.disabled else "enable-team",
+               target=f"team {team.name}", result="ok", detail=f"{refused} queued submissions refused" if body.disabled else "",
+               client=client_of(request))
+    session.commit()
+    return team
+
+
 @router.get("/teams/{team_id}/tokens", response_model=list[TokenPublic], responses={**_FORBIDDEN, 404: {}}, summary="A team's tokens")
 def team_tokens(session: SessionDep, admin: AdminDep, team_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> list[m.ApiToken]:
     return list(crud.tokens_of(session, _team(session, team_id).id))
@@ -87,13 +107,14 @@ def team_new_token(
     return token_created(row, token)
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenPublic, responses={**_FORBIDDEN, 404: {}}, summary="Revoke any token")
+@router.delete("/tokens/{token_id}", response_model=TokenPublic, responses={**_FORBIDDEN, 404: {}}, summary="Revoke any token and the tokens made with it")
 def revoke_token(request: Request, session: SessionDep, admin: AdminDep, token_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> m.ApiToken:
     row = session.get(m.ApiToken, token_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"there is no token {token_id}")
-    crud.revoke_token(session, row)
-    crud.audit(session, actor=admin.name, team_id=admin.id, action="revoke-token", target=f"token {row.id}", result="ok", client=client_of(request))
+    revoked = crud.revoke_token(session, row)
+    crud.audit(session, actor=admin.name, team_id=admin.id, action="revoke-token", target=f"token {row.id}", result="ok",
+               detail=f"with the tokens made with it: {revoked[1:]}" if len(revoked) > 1 else "", client=client_of(request))
     session.commit()
     return row
 
@@ -184,12 +205,13 @@ def _audit_query(action: str | None, actor: str | None) -> Any:
 
 @router.get("/audit", response_model=list[AuditEntryPublic], responses=_FORBIDDEN, summary="The audit log, newest first")
 def audit_log(
-    session: SessionDep, admin: AdminDep,
+    request: Request, session: SessionDep, admin: AdminDep,
     action: Annotated[str | None, Query(max_length=64)] = None,
     actor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[m.AuditEntry]:
+    request.app.state.audit_batch.flush()
     return list(session.scalars(_audit_query(action, actor).order_by(m.AuditEntry.id.desc()).limit(limit).offset(offset)))
 
 
@@ -216,6 +238,7 @@ def audit_export(
     action: Annotated[str | None, Query(max_length=64)] = None,
     actor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
+    request.app.state.audit_batch.flush()
     rows = session.scalars(_audit_query(action, actor).order_by(m.AuditEntry.id)).all()
     records = [{f: (getattr(r, f).isoformat() if f == "time" else getattr(r, f)) for f in AUDIT_FIELDS} for r in rows]
     crud.audit(session, actor=admin.name, team_id=admin.id, action="export-audit", result="ok", detail=f"{len(records)} entries as {format}",

@@ -3,8 +3,8 @@
 No JavaScript and nothing from another origin: pages are Jinja2 templates, the trajectory
 is an SVG drawn by matplotlib, the heat map an HTML table coloured by CSS classes. A team
 signs in with its API token; the session cookie (signed, HttpOnly, SameSite=Lax, Secure
-behind https) then remembers the token's id, which is checked against revocation on every
-request. Every form carries the session's CSRF token.
+behind https) then carries the id of a server-side session, which is checked on every
+request together with the token's revocation and the team's status; signing out ends it. Every form carries the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 
 from groupwise.service import crud
 from groupwise.service import models as m
-from groupwise.service.api.deps import SessionDep, client_of
+from groupwise.service.api.deps import SessionDep, auth_failed, check_auth_throttle, client_of
 from groupwise.service.api.routes.admin import budget
 from groupwise.service.api.routes.programs import program_public
 from groupwise.service.api.routes.submissions import queue_submission
@@ -30,12 +30,19 @@ router = APIRouter(include_in_schema=False)
 
 
 def ui_team(request: Request, session: crud.Session) -> m.Team | None:
-    """The signed-in team, or None (a revoked token ends the session at once)."""
-    token_id = request.session.get("token_id")
-    if not isinstance(token_id, int):
+    """The signed-in team, or None.
+
+    The cookie names a server-side session: signing out ends it, so a copy of the cookie
+    is refused afterwards; a revoked token or a disabled team ends it at once too.
+    """
+    sid = request.session.get("sid")
+    if not isinstance(sid, str):
+        if request.session.get("team_id") is not None:
+            request.session.clear()
         return None
-    token = crud.token_is_live(session, token_id)
-    if token is None or token.team_id != request.session.get("team_id"):
+    row = crud.web_session(session, sid)
+    token = crud.token_is_live(session, row.token_id) if row is not None else None
+    if row is None or token is None or token.team_id != row.team_id or row.team_id != request.session.get("team_id"):
         request.session.clear()
         return None
     return token.team
@@ -189,26 +196,50 @@ async def login(request: Request, session: SessionDep) -> Response:
     async with request.form(max_files=0, max_fields=5) as form:
         _check_csrf(request, form.get("csrf"))
         token, target = form.get("token"), _safe_next(str(form.get("next") or ""))
+    client = client_of(request)
+    try:
+        check_auth_throttle(request, client)
+    except HTTPException as exc:
+        detail = str(exc.detail)
+        return await run_in_threadpool(
+            lambda: render(request, session, "login.html", status_code=429, team=None, next=target, error=detail)
+        )
     found = await run_in_threadpool(crud.authenticate, session, token.strip()) if isinstance(token, str) else None
     if found is None:
-        crud.audit_now(request.app.state.sessions, actor="anonymous", action="sign-in", result="denied", detail="unknown or revoked token",
-                       client=client_of(request))
+        auth_failed(request, client, action="sign-in", detail="unknown or revoked token")
         return await run_in_threadpool(
             lambda: render(request, session, "login.html", status_code=401, team=None, next=target,
-                           error="That token is unknown or has been revoked.")
+                           error="That token is unknown or has been revoked, or its team is disabled.")
         )
     team, row = found
+
+    def start() -> str:
+        sid = crud.start_web_session(session, team, row)
+        crud.audit(session, actor=team.name, team_id=team.id, action="sign-in", result="ok", client=client)
+        session.commit()
+        return sid
+
+    sid = await run_in_threadpool(start)
     request.session.clear()
     # A fresh CSRF token on sign-in, so one planted before it is worthless after.
-    request.session.update({"team_id": team.id, "token_id": row.id, "csrf": new_csrf_token()})
-    crud.audit_now(request.app.state.sessions, actor=team.name, team_id=team.id, action="sign-in", result="ok", client=client_of(request))
+    request.session.update({"sid": sid, "team_id": team.id, "csrf": new_csrf_token()})
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
+async def logout(request: Request, session: SessionDep) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
     async with request.form(max_files=0, max_fields=5) as form:
         _check_csrf(request, form.get("csrf"))
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        def end() -> None:
+            crud.end_web_session(session, sid)
+            session.commit()
+
+        # Ended on the server: a copy of this cookie is refused from now on.
+        await run_in_threadpool(end)
     request.session.clear()
     return RedirectResponse("/", status_code=303)
 
@@ -221,6 +252,7 @@ def admin_page(request: Request, session: SessionDep) -> Response:
     if not team.is_admin:
         raise HTTPException(status_code=403, detail="the admin page is for the program's admin only")
     programs = session.scalars(select(m.ProgramRow).order_by(m.ProgramRow.id)).all()
+    request.app.state.audit_batch.flush()
     entries = session.scalars(select(m.AuditEntry).order_by(m.AuditEntry.id.desc()).limit(100)).all()
     teams = session.scalars(select(m.Team).order_by(m.Team.id)).all()
     return render(request, session, "admin.html", team=team, budgets=[budget(session, p) for p in programs], entries=entries, teams=teams)

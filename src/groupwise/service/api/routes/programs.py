@@ -6,6 +6,7 @@ submissions table; nothing is derived from the holdout.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -16,7 +17,9 @@ from sqlalchemy import func, select
 from groupwise._errors import GroupwiseError
 from groupwise.service import crud
 from groupwise.service import models as m
+from groupwise.service._predict import PredictionError
 from groupwise.service.api.deps import OptionalTeam, ProgramDep, SessionDep, client_of
+from groupwise.service.core.throttle import Throttle
 from groupwise.service.schemas import (
     FeatureUsage,
     GroupErrorRow,
@@ -28,6 +31,7 @@ from groupwise.service.schemas import (
 )
 
 router = APIRouter(tags=["programs"])
+log = logging.getLogger("groupwise.service")
 
 
 def program_public(session: crud.Session, row: m.ProgramRow) -> dict[str, Any]:
@@ -121,52 +125,103 @@ def public_data(program: ProgramDep, split: Annotated[str, Path(pattern="^(train
     return FileResponse(path, media_type="application/gzip", filename=f"{program.slug}-{split}.csv.gz")
 
 
+def _limit_public(request: Request, session: crud.Session, team: m.Team | None, program: m.ProgramRow, *, what: str, limit: int,
+                  throttle: Throttle) -> None:
+    """Rate-limit ``what`` per team, or per client address when anonymous (429 when over).
+
+    An anonymous address is first counted in memory, so that a flood past the limit costs
+    no database write; the database's counter then holds across the deployment's processes.
+    """
+    client = client_of(request)
+    if team is None:
+        allowed, retry = throttle.hit(client)
+        if not allowed:
+            request.app.state.audit_batch.add(actor="anonymous", action=what, target=program.slug, result="refused", detail="rate limit",
+                                              client=client)
+            raise HTTPException(status_code=429, detail=f"at most {limit} {what} requests per hour from one address. Fix: wait",
+                                headers={"Retry-After": str(retry)})
+    key = f"{what}:team:{team.id}" if team else f"{what}:ip:{client}"
+    allowed, retry = crud.rate_hit(session, key, window_seconds=3600, limit=limit)
+    if not allowed:
+        crud.audit_now(request.app.state.sessions, actor=team.name if team else "anonymous", team_id=team.id if team else None, action=what,
+                       target=program.slug, result="refused", detail="rate limit", client=client)
+        raise HTTPException(status_code=429, detail=f"at most {limit} {what} requests per hour. Fix: wait", headers={"Retry-After": str(retry)})
+
+
+def _contained_failure(exc: PredictionError, what: str) -> HTTPException:
+    if exc.kind == "input":
+        return HTTPException(status_code=422, detail=exc.message)
+    if exc.kind == "limit":
+        return HTTPException(status_code=422, detail=exc.message)
+    log.warning("%s failed in its contained process: %s (%s)", what, exc.message, exc.kind)
+    return HTTPException(status_code=500, detail=f"{exc.message}. The request failed; the service is unaffected")
+
+
 @router.get(
     "/programs/{slug}/bundle",
-    responses={200: {"content": {"application/zip": {}}}, 404: {}},
-    response_class=Response,
-    summary="The current model (or a version) as a runnable bundle (zip)",
+    responses={200: {"content": {"application/zip": {}}}, 404: {}, 429: {}},
+    response_class=FileResponse,
+    summary="The current model (or a version) as a runnable bundle (zip; rate-limited)",
 )
 def bundle(
     request: Request, session: SessionDep, program: ProgramDep, team: OptionalTeam,
     version: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
-) -> Response:
-    views = request.app.state.views
-    current = views.version(program.directory)
+) -> FileResponse:
+    settings = request.app.state.settings
+    current = int(program.version)
     wanted = current if version is None else version
     if wanted > current:
         raise HTTPException(status_code=404, detail=f"the program has versions 0 to {current}")
-    data = views.bundle_zip(program.directory, wanted)
+    _limit_public(request, session, team, program, what="bundle", limit=settings.bundle_downloads_per_hour,
+                  throttle=request.app.state.anonymous_bundles)
+    try:
+        path = request.app.state.public_models.bundle_zip(program.directory, wanted)
+    except PredictionError as exc:
+        if exc.kind == "input":
+            raise HTTPException(status_code=404, detail=exc.message) from None
+        raise _contained_failure(exc, "a bundle export") from None
     crud.audit(session, actor=team.name if team else "anonymous", team_id=team.id if team else None, action="download-bundle",
                target=program.slug, result="ok", detail=f"version {wanted}", client=client_of(request))
     session.commit()
-    return Response(data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{program.slug}-v{wanted}.zip"'})
+    return FileResponse(path, media_type="application/zip", filename=f"{program.slug}-v{wanted}.zip")
 
 
 @router.post(
     "/programs/{slug}/predict",
     response_model=PredictResponse,
-    responses={404: {}, 413: {}, 422: {}, 429: {}},
-    summary="Predictions of the current model for a batch of rows (rate-limited)",
+    responses={404: {}, 413: {}, 422: {}, 429: {}, 500: {}},
+    summary="Predictions of the current model for a batch of rows (rate-limited; run in a contained process)",
 )
 def predict(request: Request, session: SessionDep, program: ProgramDep, team: OptionalTeam, body: PredictRequest) -> dict[str, Any]:
     settings = request.app.state.settings
     actor = team.name if team else "anonymous"
     if len(body.rows) > settings.max_prediction_rows:
         raise HTTPException(status_code=413, detail=f"at most {settings.max_prediction_rows} rows per request. Fix: send smaller batches")
-    key = f"predict:team:{team.id}" if team else f"predict:ip:{client_of(request)}"
-    allowed, retry = crud.rate_hit(session, key, window_seconds=3600, limit=settings.predictions_per_hour)
-    if not allowed:
-        crud.audit_now(request.app.state.sessions, actor=actor, team_id=team.id if team else None, action="predict", target=program.slug,
-                       result="refused", detail="rate limit", client=client_of(request))
-        raise HTTPException(status_code=429, detail=f"at most {settings.predictions_per_hour} prediction requests per hour. Fix: wait",
-                            headers={"Retry-After": str(retry)})
+    _limit_public(request, session, team, program, what="predict", limit=settings.predictions_per_hour,
+                  throttle=request.app.state.anonymous_predictions)
+    _check_rows(request, program, body.rows)
+    version = int(program.version)
     try:
-        version, values = request.app.state.views.predict(program.directory, body.rows)
-    except GroupwiseError as exc:
-        raise HTTPException(status_code=422, detail=exc.message) from None
+        values = request.app.state.public_models.predict(program.directory, version, body.rows)
+    except PredictionError as exc:
+        crud.audit(session, actor=actor, team_id=team.id if team else None, action="predict", target=program.slug, result="failed",
+                   detail=f"{len(body.rows)} rows, version {version}: {exc.kind}", client=client_of(request))
+        session.commit()
+        raise _contained_failure(exc, "a prediction") from None
     crud.audit(session, actor=actor, team_id=team.id if team else None, action="predict", target=program.slug, result="ok",
                detail=f"{len(body.rows)} rows, version {version}", client=client_of(request))
     session.commit()
     return {"version": version, "target": program.target, "predictions": values}
+
+
+def _check_rows(request: Request, program: m.ProgramRow, rows: list[dict[str, Any]]) -> None:
+    """Check the rows against the program's schema here, so a malformed request costs no child process."""
+    import pandas as pd
+
+    from groupwise.bounty._schema import Schema
+
+    schema = Schema.from_dict(request.app.state.views.schema(program.directory))
+    try:
+        schema.validate(pd.DataFrame.from_records(rows), name="the rows")
+    except GroupwiseError as exc:
+        raise HTTPException(status_code=422, detail=exc.message) from None

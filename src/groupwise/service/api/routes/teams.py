@@ -28,20 +28,24 @@ def my_tokens(session: SessionDep, team: CurrentTeam) -> list[m.ApiToken]:
     return list(crud.tokens_of(session, team.id))
 
 
-@router.post("/me/tokens", response_model=TokenCreated, status_code=201, responses={401: {}}, summary="Make another token (shown once)")
+@router.post("/me/tokens", response_model=TokenCreated, status_code=201, responses={401: {}},
+             summary="Make another token (shown once; revoking the token used here revokes it too)")
 def new_token(request: Request, session: SessionDep, team: CurrentTeam, body: TokenCreate) -> dict[str, Any]:
-    row, token = crud.create_token(session, team, label=body.label)
+    # The new token hangs on the one that made it: revoking that one revokes this one too.
+    parent = session.get(m.ApiToken, request.state.token_id)
+    row, token = crud.create_token(session, team, label=body.label, parent=parent)
     crud.audit(session, actor=team.name, team_id=team.id, action="create-token", target=f"token {row.id}", result="ok", client=client_of(request))
     session.commit()
     return token_created(row, token)
 
 
-@router.delete("/me/tokens/{token_id}", response_model=TokenPublic, responses={401: {}, 404: {}}, summary="Revoke one of your tokens")
+@router.delete("/me/tokens/{token_id}", response_model=TokenPublic, responses={401: {}, 404: {}}, summary="Revoke one of your tokens and the tokens made with it")
 def revoke(request: Request, session: SessionDep, team: CurrentTeam, token_id: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> m.ApiToken:
     row = session.get(m.ApiToken, token_id)
     if row is None or row.team_id != team.id:
         raise HTTPException(status_code=404, detail=f"your team has no token {token_id}")
-    crud.revoke_token(session, row)
-    crud.audit(session, actor=team.name, team_id=team.id, action="revoke-token", target=f"token {row.id}", result="ok", client=client_of(request))
+    revoked = crud.revoke_token(session, row)
+    crud.audit(session, actor=team.name, team_id=team.id, action="revoke-token", target=f"token {row.id}", result="ok",
+               detail=f"with the tokens made with it: {revoked[1:]}" if len(revoked) > 1 else "", client=client_of(request))
     session.commit()
     return row
