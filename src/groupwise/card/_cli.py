@@ -73,8 +73,8 @@ def diff_cmd(
     console = _console()
     m = d["metric"]
     table = Table(title=f"{d['service']}: {d['old']['version']} -> {d['new']['version']} ({m})", title_justify="left")
-    for col in ("section", "family / condition", "group", "old", "new", "change", "interval", "p adj.", "verdict"):
-        table.add_column(col, justify="left" if col in ("section", "family / condition", "group", "verdict") else "right")
+    for col in ("family / condition", "group", "old", "new", "change", "interval", "p adj.", "verdict"):
+        table.add_column(col, justify="left" if col in ("family / condition", "group", "verdict") else "right")
     for c in d["changes"]:
         if c.get("scale") == "log":
             ci = f"x{c['ratio_ci_low']:.3f} to x{c['ratio_ci_high']:.3f}"
@@ -83,9 +83,9 @@ def diff_cmd(
         else:
             ci = "—"
         val = fmt if c["section"] == "fairness" else fmt_change
-        verdict = c["direction"] or ("no significant change" if c["status"] == "tested" else c["status"])
+        verdict = c["direction"] or ("—" if c["status"] == "tested" else c["status"])
         style = "bold red" if c["direction"] == "worse" else ("green" if c["direction"] == "better" else "")
-        table.add_row(c["section"], c["where"], c["label"], val(c["old"], m), val(c["new"], m), fmt_change(c["change"], m), ci,
+        table.add_row(c["where"], c["label"], val(c["old"], m), val(c["new"], m), fmt_change(c["change"], m), ci,
                       fmt_p(c["p_adjusted"]), f"[{style}]{verdict}[/]" if style else verdict)
     console.print(table)
     s = d["summary"]

@@ -145,8 +145,8 @@ def _compare_cells(
         if _tested(o) and _tested(n) and entry["change"] is not None:
             t = _test(ov, nv, o["summary"], n["summary"], confidence, log) or _test(ov, nv, o["summary"], n["summary"], confidence, False)
         if t is None:
-            entry["status"] = "not tested: insufficient data or no interval in " + (
-                "both" if not _tested(o) and not _tested(n) else ("the old card" if not _tested(o) else "the new card")
+            entry["status"] = "not tested: too little data in " + (
+                "both" if not _tested(o) and not _tested(n) else ("old" if not _tested(o) else "new")
             )
         else:
             entry.update(t)

@@ -26,6 +26,7 @@ h3{font-size:1.05em;margin-top:1.3em}
 table{border-collapse:collapse;font-size:.88em;margin:.5em 0}
 th,td{padding:.25em .55em;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left;white-space:normal}
+td:last-child{white-space:normal}
 tr.flagged td{color:#b03a2e;font-weight:600}tr.insufficient td{color:#888}
 .tag{display:inline-block;padding:0 .45em;border-radius:.6em;font-size:.8em;background:#eef2f7}
 .tag.synthetic{background:#fdebd0}.tag.self_reported{background:#d5f5e3}.tag.imputed{background:#fadbd8}
