@@ -23,7 +23,7 @@ def pipeline(tmp_path_factory):
     """A small corpus taken through synth, lm build and transcribe."""
     work = tmp_path_factory.mktemp("speech")
     steps = [
-        ("corpus", "synth", "corpus", "--accents", "en-us,hi,fr", "--speakers", "5", "--utterances", "2", "--workers", "2"),
+        ("corpus", "synth", "corpus", "--accents", "en-us,es,fr", "--speakers", "5", "--utterances", "2", "--workers", "2"),
         ("lm", "build", "corpus/lm_train.txt", "-o", "domain.lm"),
         ("transcribe", "corpus/manifest.csv", "--lm", "domain.lm", "--condition", "noise:kind=white,snr=5",
          "--workers", "2", "-o", "hyps.parquet"),
@@ -38,8 +38,12 @@ def test_synth_writes_a_marked_synthetic_corpus(pipeline):
     manifest = pd.read_csv(pipeline / "corpus" / "manifest.csv")
     assert len(manifest) == 30 and manifest.speaker.nunique() == 15
     assert set(manifest.columns) >= {"audio", "text", "speaker", "accent", "l1", "voice_gender", "domain"}
-    assert set(manifest.l1) == {"en", "hi", "fr"}
+    assert set(manifest.l1) == {"en", "es", "fr"}
     prov = json.loads((pipeline / "corpus" / "manifest.csv.provenance.json").read_text())
+    # Every accent's measured distance from General American is in the manifest.
+    rates = manifest.groupby("accent").phoneme_edit_rate.first()
+    assert rates["en-us"] == 0 and rates["es"] > 0.3 and rates["fr"] > 0.2
+    assert prov["phoneme_edit_rate"] == "measured"
     assert prov["accent"] == prov["voice_gender"] == "synthetic"
     train = set((pipeline / "corpus" / "lm_train.txt").read_text().splitlines())
     assert not train & set(manifest.text)  # the language model never sees a test sentence
@@ -71,7 +75,7 @@ def test_audit_and_lastmile_on_transcripts(pipeline):
     data = json.loads((pipeline / "lastmile.json").read_text())
     (condition,) = data["conditions"]
     assert condition["condition"] == "noise:kind=white,snr=5"
-    assert {g["group"]["accent"] for g in condition["groups"]} == {"en-us", "hi", "fr"}
+    assert {g["group"]["accent"] for g in condition["groups"]} == {"en-us", "es", "fr"}
     assert data["findings"][0].startswith("white noise") or "noise" in data["findings"][0]
     assert "overall" in out.stdout
 
@@ -124,3 +128,12 @@ def test_column_options_and_a_transcript_in_the_wrong_column(pipeline, tmp_path)
     out = run("transcribe", tmp_path / "m.csv", "--audio-column", "wav_file", "--text-column", "words", "-o", tmp_path / "h.csv", cwd=pipeline)
     assert out.returncode == 0, out.stderr
     assert pd.read_csv(tmp_path / "h.csv").reference.tolist() == manifest.words.tolist()
+
+
+def test_an_accent_that_speaks_english_is_refused(tmp_path):
+    out = run("corpus", "synth", "c", "--accents", "en-us,hi,zh", "--speakers", "1", "--utterances", "2", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    message = " ".join(out.stderr.split())
+    assert "not a non-native accent" in message and "hi reads 100% of the words" in message
+    assert "--no-check-accents" in message
+    assert not (tmp_path / "c" / "manifest.csv").exists()

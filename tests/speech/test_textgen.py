@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,16 @@ def test_bad_counts_and_seeds(kwargs):
 
 def test_zero_sentences():
     assert sentences("clinical", 0) == []
+
+
+def test_grammars_are_package_data_not_code():
+    from importlib.resources import files
+
+    from groupwise.speech import _textgen
+
+    source = Path(_textgen.__file__).read_text()
+    assert "_CLINICAL_TEMPLATES" not in source and "cholesterol" not in source
+    names = sorted(p.name for p in files("groupwise.speech").joinpath("grammars").iterdir())
+    assert names == [f"{d}.json" for d in DOMAINS]
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    assert "speech/grammars/*.json" in pyproject.read_text()

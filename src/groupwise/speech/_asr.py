@@ -691,6 +691,14 @@ class HttpBackend(Backend):
     version : str, optional
         Any label, part of the cache key: change it when the service's model changes
         behind the same URL.
+    api : {"plain", "openai"}
+        ``"openai"`` speaks the OpenAI-compatible ``POST /v1/audio/transcriptions``
+        (``groupwise asr serve``, and most speech services): ``url`` may be the service's
+        base address, the file goes in the ``file`` field with ``model``
+        (``model=``, default ``whisper-1``), ``response_format=json`` and ``language``
+        (``language=``, if given), and the transcript is read from ``text``.
+    model, language : str, optional
+        Form fields for ``api="openai"``.
     """
 
     name = "http"
@@ -712,7 +720,20 @@ class HttpBackend(Backend):
         backoff: float = 0.5,
         rate: float | None = None,
         version: str | None = None,
+        api: str = "plain",
+        model: str | None = None,
+        language: str | None = None,
     ):
+        if api not in ("plain", "openai"):
+            raise InputError(f"api must be 'plain' or 'openai', got {api!r}", fix="e.g. api=openai")
+        if api == "openai":
+            if isinstance(url, str) and not urllib.parse.urlsplit(url).path.rstrip("/").endswith("/audio/transcriptions"):
+                url = url.rstrip("/") + ("/audio/transcriptions" if url.rstrip("/").endswith("/v1") else "/v1/audio/transcriptions")
+            field, raw = "file", False
+            form = {"model": model or "whisper-1", "response_format": "json", **({"language": language} if language else {}), **dict(form or {})}
+        elif model is not None or language is not None:
+            raise InputError("model= and language= are options of api=openai", fix="add api=openai, or put them in form=")
+        self.api = api
         if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise InputError(
                 f"the http backend needs url= an http(s) address, got {url!r}",
@@ -752,6 +773,7 @@ class HttpBackend(Backend):
             "headers": {k.lower(): v for k, v in sorted(self.headers.items()) if not _SECRET.search(k)},
             "sample_rate": self.sample_rate,
             "version": self.version,
+            **({"api": self.api} if self.api != "plain" else {}),
         }
 
     def _request(self, audio: np.ndarray) -> urllib.request.Request:

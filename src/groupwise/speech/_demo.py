@@ -26,7 +26,7 @@ DEMO_CONDITIONS = {
     "hum:freq=1200,harmonics=3,snr=5": "hospital hum at 1200 Hz",
     "telephone": "telephone line",
 }
-QUICK_ACCENTS = ("en-us", "en-gb-scotland", "en-029", "hi", "vi", "fr")
+QUICK_ACCENTS = ("en-us", "en-gb-scotland", "en-029", "es", "vi", "fr")
 
 
 def run_speech_demo(

@@ -33,7 +33,6 @@ import functools
 import os
 import re
 import shutil
-import struct
 import tempfile
 import threading
 import weakref
@@ -47,7 +46,7 @@ import numpy as np
 
 from groupwise._errors import InputError
 
-__all__ = ["Voice", "available_languages", "available_variants", "synthesize"]
+__all__ = ["Voice", "available_languages", "available_variants", "phonemize", "synthesize"]
 
 MIN_RATE, MAX_RATE = 80, 450  # eSpeak's espeakRATE_MINIMUM and espeakRATE_MAXIMUM
 
@@ -58,19 +57,19 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _PITCH, _RANGE = 1, 3, 4
 _EE_OK = 0
+_PHONEMES_IPA = 0x02
 
 # eSpeak keeps synthesis state in static variables from one utterance to the next (the
 # phase of its pitch flutter, glottal cycle counters, Klatt and speechPlayer filters), so
 # the same text comes out slightly differently every time. Every utterance therefore
 # starts from a freshly loaded library, and both random generators it uses are seeded.
 _RAND_SEED = 0
-# espeak_Terminate does not free the second translator eSpeak creates when it switches
-# to English for words a voice cannot read (Latin script in a Hindi voice, say): about
-# 170 kB per reload. It is freed by hand when the symbol table shows where it is.
-_ANCHOR = "espeak_Initialize"
-_SECOND_TRANSLATOR, _MAIN_TRANSLATOR, _DELETE_TRANSLATOR = (
-    "translator2", "translator", "DeleteTranslator",
-)  # fmt: skip
+# espeak_Terminate does not free the second translator eSpeak creates when it switches to
+# English for words a voice cannot read (Latin script in a Hindi voice, say): about 170 kB
+# per reload, in the process that synthesises. Nothing here pokes into the library's
+# internals to free it (that needs addresses of private symbols, which differ between
+# builds); synthesize_corpus synthesises in worker processes that are replaced after a
+# few speakers instead, so the memory goes back when they exit.
 
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
@@ -297,6 +296,26 @@ def synthesize(text: str, voice: Voice) -> tuple[np.ndarray, int]:
     return samples.astype(np.float32) / np.float32(32768.0), sample_rate
 
 
+def phonemize(text: str, language: str) -> str:
+    """The IPA eSpeak NG would speak for ``text`` with the voice ``language``.
+
+    A switch to another language's rules shows as ``(xx)`` where it happens: a Hindi
+    voice reads Latin-script words with its English translator, ``(en)...(hi)``.
+
+    Examples
+    --------
+    >>> phonemize("the patient", "en-us")
+    'ðə pˈeɪʃənt'
+    >>> phonemize("the patient", "hi")
+    '(en)ðə pˈeɪʃənt(hi)'
+    """
+    if not isinstance(text, str) or "\x00" in text:
+        raise InputError("the text to phonemise must be a string without NUL characters", fix="pass plain text")
+    with _LOCK:
+        engine = _engine()
+        return engine.phonemes(text, engine.resolve(Voice(language).language))
+
+
 # --------------------------------------------------------------------------- internals
 
 _LOCK = threading.Lock()
@@ -357,44 +376,6 @@ def _suggest(name: str, choices: Collection[str]) -> str:
     return f" (did you mean {', '.join(repr(folded[c]) for c in close)}?)" if close else ""
 
 
-def _elf_symbols(path: str, wanted: Collection[str]) -> dict[str, tuple[int, int]]:
-    """Value (offset from the load address) and size of symbols in an ELF64 file.
-
-    Looks in the full symbol table, which also has file-local statics (GCC names a
-    function's static ``name.NNNN``). Returns an empty mapping for anything else than a
-    little-endian ELF64 file with a symbol table, so callers must cope without.
-    """
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return {}
-    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        return {}
-    shoff = struct.unpack_from("<Q", data, 0x28)[0]
-    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-    try:
-        sections = [
-            struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)
-        ]
-        found: dict[str, tuple[int, int]] = {}
-        for _, sh_type, _, _, offset, size, link, _, _, entsize in sections:
-            if sh_type != 2 or entsize != 24:  # SHT_SYMTAB
-                continue
-            strtab_offset = sections[link][4]
-            for pos in range(offset, offset + size, entsize):
-                name_at, _, _, shndx, value, sym_size = struct.unpack_from("<IBBHQQ", data, pos)
-                if shndx == 0:
-                    continue
-                end = data.index(b"\0", strtab_offset + name_at)
-                name = data[strtab_offset + name_at : end].decode("ascii", "replace")
-                base = name.split(".", 1)[0]
-                if base in wanted and base not in found:
-                    found[base] = (value, sym_size)
-        return found
-    except (struct.error, IndexError, ValueError):
-        return {}
-
-
 def _unload_library(lib: ctypes.CDLL) -> None:
     import _ctypes
 
@@ -444,9 +425,6 @@ class _Engine:
             weakref.finalize(self, _remove_dir, tmpdir, os.getpid())
         except OSError:  # no usable temporary directory: share the wheel's library
             self._library_path = source
-        self._symbols = _elf_symbols(
-            self._library_path, {_ANCHOR, _SECOND_TRANSLATOR, _MAIN_TRANSLATOR, _DELETE_TRANSLATOR}
-        )
         self._libc_srand = _libc_srand()
         self._lib: ctypes.CDLL | None = self._load()
         self.sample_rate: int = self._sample_rate
@@ -474,6 +452,8 @@ class _Engine:
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_EspeakVoice))
         lib.espeak_Terminate.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data_root, _INITIALIZE_DONT_EXIT
         )
@@ -494,28 +474,9 @@ class _Engine:
     def _reload(self) -> None:
         lib, self._lib = self._lib, None  # never call into an unloaded library
         if lib is not None:
-            self._free_second_translator(lib)
             lib.espeak_Terminate()
             _unload_library(lib)
         self._lib = self._load()
-
-    def _free_second_translator(self, lib: ctypes.CDLL) -> None:
-        symbols = self._symbols
-        if not {_ANCHOR, _SECOND_TRANSLATOR, _MAIN_TRANSLATOR, _DELETE_TRANSLATOR} <= set(symbols):
-            return
-        pointer_size = ctypes.sizeof(ctypes.c_void_p)
-        if {symbols[_SECOND_TRANSLATOR][1], symbols[_MAIN_TRANSLATOR][1]} != {pointer_size}:
-            return
-        anchor = ctypes.cast(lib.espeak_Initialize, ctypes.c_void_p).value
-        if anchor is None:
-            return
-        base = anchor - symbols[_ANCHOR][0]
-        second = ctypes.c_void_p.from_address(base + symbols[_SECOND_TRANSLATOR][0])
-        main = ctypes.c_void_p.from_address(base + symbols[_MAIN_TRANSLATOR][0])
-        if second.value and second.value != main.value:
-            delete = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(base + symbols[_DELETE_TRANSLATOR][0])
-            delete(second.value)
-            second.value = None
 
     def _list_voices(self) -> tuple[list[str], dict[str, str]]:
         names: list[str] = []
@@ -557,6 +518,24 @@ class _Engine:
         if wav and numsamples > 0:
             self._chunks.append(ctypes.string_at(wav, numsamples * 2))
         return 0  # keep going
+
+    def phonemes(self, text: str, language: str) -> str:
+        """IPA of ``text`` read by the voice ``language``, with eSpeak's ``(xx)`` switch marks."""
+        if self._lib is None:
+            self._reload()
+        self._fresh = False  # the next utterance starts from a reloaded library again
+        lib = self._lib
+        assert lib is not None
+        if lib.espeak_SetVoiceByName(language.encode()) != _EE_OK:
+            raise RuntimeError(f"eSpeak NG refused the voice {language!r}")
+        buffer = ctypes.create_string_buffer(text.encode("utf-8"))
+        at = ctypes.c_void_p(ctypes.addressof(buffer))
+        clauses = []
+        while at.value:  # one clause per call; eSpeak moves the pointer on, NULL at the end
+            out = lib.espeak_TextToPhonemes(ctypes.byref(at), _CHARS_UTF8, _PHONEMES_IPA)
+            if out:
+                clauses.append(out.decode("utf-8", "replace"))
+        return " ".join(" ".join(clauses).split())
 
     def speak(self, text: str, spec: str, rate: int, pitch: int, pitch_range: int) -> np.ndarray:
         """Int16 samples of ``text``, from the state of a freshly initialised library."""
