@@ -33,6 +33,13 @@ from groupwise.service._predict import BundleCache, ContainedRunner, PredictionE
 ROW = {"u": 0.9, "v": 0.1, "c": "red"}
 
 
+def dying_child(signal_name: str) -> list[str]:
+    """The argv of a child that starts like a prediction process, takes its job and dies of a signal."""
+    code = ("import os, signal, sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.readline(); "
+            f"os.kill(os.getpid(), signal.{signal_name})")
+    return [sys.executable, "-c", code]
+
+
 def dormant_loop_model(path: Path) -> Path:
     """An ONNX model that predicts class 0, after looping int(max(u)) times.
 
@@ -114,7 +121,7 @@ def test_a_crashing_model_fails_only_its_own_request(sqlite_service):
     assert service.client.post(url, json={"rows": [ROW]}).status_code == 200
     public = service.app.state.public_models
     # The child dies of SIGSEGV, as a model with an out-of-bounds tree index makes it.
-    segv = ContainedRunner(PredictLimits(), spares=0, command=[sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"])
+    segv = ContainedRunner(PredictLimits(), spares=0, command=dying_child("SIGSEGV"))
     real, public._runner = public._runner, segv
     try:
         crashed = service.client.post(url, json={"rows": [ROW]})
@@ -145,12 +152,19 @@ def test_predictions_and_exports_run_in_a_child_process(sqlite_service, monkeypa
 
 
 def test_the_runner_reports_a_killed_child_plainly():
-    runner = ContainedRunner(PredictLimits(wall_seconds=60), spares=0,
-                             command=[sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    runner = ContainedRunner(PredictLimits(wall_seconds=60), spares=0, command=dying_child("SIGKILL"))
     try:
         with pytest.raises(PredictionError) as caught:
             runner.run({"op": "predict"})
         assert caught.value.kind == "limit"
+    finally:
+        runner.close()
+    # A child that dies before it is ready is reported too, never waited for.
+    runner = ContainedRunner(PredictLimits(), spares=0, command=[sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"])
+    try:
+        with pytest.raises(PredictionError) as caught:
+            runner.run({"op": "predict"})
+        assert caught.value.kind == "crash" and "signal 11" in caught.value.message
     finally:
         runner.close()
 

@@ -71,8 +71,8 @@ class PredictionError(Exception):
     ----------
     kind : str
         ``"input"`` (the rows do not fit the program: the caller's fault), ``"limit"``
-        (CPU, memory or wall clock), ``"crash"`` (the child died) or ``"model"`` (the model
-        returned unusable predictions).
+        (CPU, memory or wall clock), ``"crash"`` (the child died), ``"model"`` (the model
+        returned unusable predictions) or ``"busy"`` (no child could be started in time).
     message : str
         One sentence for the client; it never quotes model output.
     """
@@ -106,6 +106,8 @@ class ContainedRunner:
         self.limits = limits or PredictLimits()
         self.spares = max(0, int(spares))
         self.command = list(command) if command is not None else [sys.executable, "-m", "groupwise.service._predict"]
+        # How long a child may take to import numpy, pandas, onnx and onnxruntime.
+        self.ready_seconds = 300.0
         self._pool: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -164,6 +166,13 @@ class ContainedRunner:
         """Run one job in a contained child; return its result or raise :class:`PredictionError`."""
         process = self._take()
         payload = json.dumps(job).encode("utf-8") + b"\n"
+        # The wall clock of the job starts once the child has done its imports, which take
+        # long on a busy machine and say nothing about the model.
+        if not _wait_ready(process, self.ready_seconds):
+            _kill_group(process)
+            if process.returncode is not None and process.returncode < 0 and process.returncode != -signal.SIGKILL:
+                raise PredictionError("crash", f"the prediction process died while starting (signal {-process.returncode})")
+            raise PredictionError("busy", "the service is too busy to start a prediction process now; try again in a minute")
         started = time.monotonic()
         try:
             stdout, _ = process.communicate(payload, timeout=self.limits.wall_seconds)
@@ -197,6 +206,28 @@ class ContainedRunner:
             raise PredictionError("limit", f"the model needed more than the memory limit of {self.limits.memory_mb:,} MB on these rows; send fewer rows")
         what = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         raise PredictionError("crash", f"the model crashed on these rows ({what}); the service's operator can see it in the log")
+
+
+def _wait_ready(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Read the child's ``ready`` line; False if it does not come within ``timeout`` seconds."""
+    import select
+
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while b"\n" not in seen:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        readable, _, _ = select.select([process.stdout], [], [], remaining)
+        if readable:
+            # One byte at a time: nothing after the line may be taken from the pipe here.
+            chunk = os.read(process.stdout.fileno(), 1)
+            if not chunk:
+                process.wait()
+                return False
+            seen += chunk
+    return seen.strip() == _READY
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -414,13 +445,16 @@ def _main() -> int:
         import numpy  # noqa: F401 - imported ahead of the job
         import pandas  # noqa: F401
 
-        import groupwise.bounty  # noqa: F401
-        from groupwise.bounty import _models  # noqa: F401
+        import groupwise._expr  # noqa: F401
+        import groupwise._io  # noqa: F401
+        from groupwise.bounty import _models, _pdl  # noqa: F401
 
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:  # pragma: no cover - an optional backend
-            pass
+        # Everything a model load needs, so that a job spends its time on the job.
+        for module in ("onnx", "onnxruntime", "skops.io"):
+            try:
+                __import__(module)
+            except ImportError:  # pragma: no cover - an optional backend
+                pass
         out.write(_READY + b"\n")
         out.flush()
         line = sys.stdin.buffer.readline()

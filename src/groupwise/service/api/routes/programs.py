@@ -153,6 +153,8 @@ def _contained_failure(exc: PredictionError, what: str) -> HTTPException:
         return HTTPException(status_code=422, detail=exc.message)
     if exc.kind == "limit":
         return HTTPException(status_code=422, detail=exc.message)
+    if exc.kind == "busy":
+        return HTTPException(status_code=503, detail=exc.message, headers={"Retry-After": "60"})
     log.warning("%s failed in its contained process: %s (%s)", what, exc.message, exc.kind)
     return HTTPException(status_code=500, detail=f"{exc.message}. The request failed; the service is unaffected")
 
@@ -189,7 +191,7 @@ def bundle(
 @router.post(
     "/programs/{slug}/predict",
     response_model=PredictResponse,
-    responses={404: {}, 413: {}, 422: {}, 429: {}, 500: {}},
+    responses={404: {}, 413: {}, 422: {}, 429: {}, 500: {}, 503: {}},
     summary="Predictions of the current model for a batch of rows (rate-limited; run in a contained process)",
 )
 def predict(request: Request, session: SessionDep, program: ProgramDep, team: OptionalTeam, body: PredictRequest) -> dict[str, Any]:
