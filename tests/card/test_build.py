@@ -43,23 +43,23 @@ def test_every_group_number_is_copied_not_recomputed(v1, v1_card):
 
 
 def test_summary_gives_back_the_interval(v1_card):
-    """The stored standard error rebuilds the reported interval (what the diff relies on)."""
+    """The stored standard error is the interval's width over 2z (what the diff relies on)."""
     import math
 
     from scipy import stats
 
     card = _card(v1_card)
+    z = stats.norm.ppf(0.975)
     checked = 0
     for g in card["fairness"]["groups"]:
         s = g["summary"]
-        if s is None or s["se_log"] is None:
-            assert g["status"] == "insufficient" or g["ci_low"] is None or g["ci_low"] == 0
+        if s is None:
+            assert g["status"] == "insufficient" and g["ci_low"] is None
             continue
-        t = stats.t.ppf(0.975, s["df"])
-        centre = (math.log(g["ci_low"]) + math.log(g["ci_high"])) / 2
-        assert math.exp(centre - t * s["se_log"]) == pytest.approx(g["ci_low"], rel=1e-9)
-        assert math.exp(centre) == pytest.approx(g["value"], rel=0.05)  # the interval is centred on log(value)
-        checked += 1
+        assert s["se"] == pytest.approx((g["ci_high"] - g["ci_low"]) / (2 * z))
+        if g["ci_low"] > 0:
+            assert s["se_log"] == pytest.approx((math.log(g["ci_high"]) - math.log(g["ci_low"])) / (2 * z))
+            checked += 1
     assert checked >= 8
     assert card["run"]["per_cluster_data"] is False
     assert "speaker" not in json.dumps(card["fairness"]["groups"][0]["group"])
@@ -148,9 +148,11 @@ def test_slices_become_found_by_search(v1, tmp_path):
     out = build(v1 / "card.yaml", v1 / "audit.json", slices=tmp_path / "slices.json", out=tmp_path / "card")
     card = _card(out)
     found = card["found_by_search"]
-    assert 'accent == "en-029"' in [x["expression"] for x in found["slices"]]
+    source = json.loads((tmp_path / "slices.json").read_text())["found_by_search"]
+    assert found["slices"] == source["slices"] and len(found["slices"]) >= 1
     assert card["run"]["inputs"][-1]["role"] == "slices"
     html = (out / "card.html").read_text()
-    assert "id='found-by-search'" in html and "id='found-plot'" in html and "accent == &quot;en-029&quot;" in html
+    first = found["slices"][0]["expression"].replace('"', "&quot;")
+    assert "id='found-by-search'" in html and "id='found-plot'" in html and first in html
     with pytest.raises(groupwise.InputError, match="given to --slices"):
         build(v1 / "card.yaml", v1 / "audit.json", slices=v1 / "audit.json", out=tmp_path / "card2")

@@ -147,7 +147,7 @@ def _robustness(last: dict[str, Any]) -> dict[str, Any]:
             cell["label"] = label_of(g["group"])
             cell["summary"] = interval_summary(
                 g.get("delta"), g.get("delta_ci_low"), g.get("delta_ci_high"), clusters=g.get("clusters"),
-                confidence=confidence, scale="normal",
+                confidence=confidence,
             )
             groups.append(cell)
         entry = dict(c)
@@ -186,6 +186,8 @@ def _methodology(audit: dict[str, Any], last: dict[str, Any] | None) -> dict[str
         "cluster_column": s.get("cluster"),
         "bootstrap": s.get("bootstrap"),
         "n_boot": s.get("n_boot"),
+        "intervals": s.get("interval") or (f"percentiles of the {s['bootstrap']}" if s.get("bootstrap") else None),
+        "inference": s.get("inference"),
         "confidence": s.get("confidence", 0.95),
         "alpha": s.get("alpha", 0.05),
         "compare": s.get("compare", "overall"),

@@ -1,14 +1,17 @@
 """What changed between two versions of a service card, with an interval and a test per change.
 
 Each card stores, per cell, the value and the standard error read back from its interval
-(``summary.se_log`` on the log scale for group values, ``summary.se`` for last-mile
-deltas), with the degrees of freedom. A change is tested from those:
+(``summary.se_log``, the interval's width on the log scale over ``2 z``, for group values;
+``summary.se`` for last-mile deltas). A change is tested from those:
 
 * group values on the log scale: ``d = log(new) - log(old)``, ``se = sqrt(se_old^2 +
-  se_new^2)``, Student t with Welch-Satterthwaite degrees of freedom; the interval is for
-  the ratio new/old (``exp(d +- t se)``) and the p-value comes from the same ``d / se``, so
-  they agree. Where a value or its interval touches zero the absolute scale is used.
+  se_new^2)``, normal reference; the interval is for the ratio new/old (``exp(d +- z
+  se)``) and the p-value comes from the same ``d / se``, so they agree. Where a value or
+  its interval touches zero the absolute scale is used.
 * last-mile deltas (the change a condition causes) on the absolute scale, the same way.
+
+An interval built with a Student t or a small-sample widening gives back a larger standard
+error than the one behind it, so this errs on the conservative side.
 
 Every test is corrected across all changes tested in the diff (Holm by default, or
 Benjamini-Hochberg). **Independence.** The variance of a change adds the two variances,
@@ -94,12 +97,6 @@ def _adjust(p: list[float], method: str) -> list[float]:
     return out
 
 
-def _welch_df(se1: float, df1: float, se2: float, df2: float) -> float:
-    num = (se1**2 + se2**2) ** 2
-    den = se1**4 / df1 + se2**4 / df2
-    return num / den if den > 0 else max(df1 + df2, 1.0)
-
-
 def _test(old: float, new: float, s_old: dict[str, Any], s_new: dict[str, Any], confidence: float, log: bool) -> dict[str, Any] | None:
     from scipy import stats
 
@@ -109,10 +106,11 @@ def _test(old: float, new: float, s_old: dict[str, Any], s_new: dict[str, Any], 
         return None
     d = math.log(new) - math.log(old) if log else new - old
     se = math.hypot(se1, se2)
-    df = _welch_df(se1, s_old["df"], se2, s_new["df"])
-    q = float(stats.t.ppf(0.5 + confidence / 2, df))
-    p = 1.0 if (se == 0 and d == 0) else (0.0 if se == 0 else float(2 * stats.t.sf(abs(d) / se, df)))
-    out: dict[str, Any] = {"scale": "log" if log else "absolute", "statistic": d, "se": se, "df": df, "p_value": p}
+    # The standard errors were read back with the normal quantile from intervals that may
+    # carry a small-sample widening; the normal reference keeps that widening once.
+    q = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = 1.0 if (se == 0 and d == 0) else (0.0 if se == 0 else float(2 * stats.norm.sf(abs(d) / se)))
+    out: dict[str, Any] = {"scale": "log" if log else "absolute", "statistic": d, "se": se, "p_value": p}
     if log:
         out.update(ratio=math.exp(d), ratio_ci_low=math.exp(d - q * se), ratio_ci_high=math.exp(d + q * se))
     else:
@@ -238,8 +236,8 @@ def diff(
         "method": {
             "correction": correction, "alpha": alpha, "confidence": confidence,
             "family": f"every change tested in this diff ({len(tested)})",
-            "fairness_scale": "log ratio new/old, Welch t (absolute difference where a value touches zero)",
-            "robustness_scale": "difference of last-mile deltas, Welch t",
+            "fairness_scale": "log ratio new/old, normal reference (absolute difference where a value touches zero)",
+            "robustness_scale": "difference of last-mile deltas, normal reference",
             "independence": INDEPENDENCE_NOTE,
         },
         "changes": changes,

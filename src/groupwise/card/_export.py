@@ -169,11 +169,11 @@ def to_eee(card: dict[str, Any]) -> dict[str, str]:
         if c["low"] is not None and c["high"] is not None:
             unc["confidence_interval"] = {
                 "lower": c["low"], "upper": c["high"], "confidence_level": float(meth["confidence"]),
-                "method": str(meth.get("bootstrap") or "bootstrap"),
+                "method": str(meth.get("intervals") or "as reported by groupwise audit"),
             }
             if c.get("se") is not None:
-                unc["standard_error"] = {"value": float(c["se"]), "method": "from the interval width (cluster bootstrap)"}
-            if isinstance(meth.get("n_boot"), int):
+                unc["standard_error"] = {"value": float(c["se"]), "method": "interval width / (2 z)"}
+            if isinstance(meth.get("n_boot"), int) and "bootstrap" in str(meth.get("intervals")):
                 unc["num_bootstrap_samples"] = meth["n_boot"]
         if isinstance(c.get("n"), int):
             unc["num_samples"] = c["n"]

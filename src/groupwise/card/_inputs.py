@@ -124,35 +124,36 @@ def _finite(x: Any) -> float | None:
 
 
 def interval_summary(
-    value: Any, low: Any, high: Any, *, clusters: Any, confidence: float, scale: str = "log-t"
+    value: Any, low: Any, high: Any, *, clusters: Any, confidence: float
 ) -> dict[str, Any] | None:
-    """Standard errors recovered from a reported interval: what a diff between cards needs.
+    """Standard errors read back from a reported interval: what a diff between cards needs.
 
-    The audit's group intervals are ``exp(log v +- t * se)`` with Student t on
-    ``clusters - 1`` degrees of freedom, so the width on the log scale gives back the
-    standard error of ``log v`` exactly; ``se`` is the absolute-scale equivalent (the width
-    divided by ``2 t``). Last-mile deltas have percentile intervals (``scale="normal"``),
-    read with the normal quantile. Nothing per speaker is stored.
+    The audit's interval method may change (log-scale t intervals, exact Poisson intervals
+    on an effective sample size, ...), so the card does not assume one: it reads the
+    interval's width on the log scale (``se_log``, None when the interval touches zero)
+    and on the absolute scale (``se``), each divided by ``2 z`` with ``z`` the normal
+    quantile of the confidence level. Where the interval was built with a Student t (or a
+    small-sample widening), ``t > z`` and the standard error read back is larger than the
+    one used, so tests built on it are conservative. Nothing per speaker is stored.
 
     Parameters
     ----------
     value, low, high : float or None
     clusters : int
+        Recorded as ``df = clusters - 1`` for information.
     confidence : float
-    scale : {"log-t", "normal"}
 
     Returns
     -------
     dict or None
-        ``se``, ``se_log`` (None when the interval touches zero), ``df`` and ``method``;
-        None when there is no interval.
+        ``se``, ``se_log``, ``df`` and ``method``; None when there is no interval.
 
     Examples
     --------
     >>> import math
-    >>> s = interval_summary(0.2, 0.2 * math.exp(-0.2), 0.2 * math.exp(0.2), clusters=11, confidence=0.95)
-    >>> round(s["se_log"] * 2.228, 3), s["df"]
-    (0.2, 10)
+    >>> s = interval_summary(0.2, 0.2 * math.exp(-0.196), 0.2 * math.exp(0.196), clusters=11, confidence=0.95)
+    >>> round(s["se_log"], 4), s["df"]
+    (0.1, 10)
     """
     from scipy import stats
 
@@ -160,15 +161,6 @@ def interval_summary(
     if v is None or lo is None or hi is None or hi < lo:
         return None
     k = int(clusters) if isinstance(clusters, (int, float)) and not isinstance(clusters, bool) else 2
-    df = max(k - 1, 1)
-    if scale == "normal":
-        q = float(stats.norm.ppf(0.5 + confidence / 2))
-        return {"se": (hi - lo) / (2 * q), "se_log": None, "df": df, "method": "percentile interval width / (2 z)"}
-    q = float(stats.t.ppf(0.5 + confidence / 2, df))
+    q = float(stats.norm.ppf(0.5 + confidence / 2))
     se_log = (math.log(hi) - math.log(lo)) / (2 * q) if lo > 0 and v > 0 else None
-    return {
-        "se": (hi - lo) / (2 * q),
-        "se_log": se_log,
-        "df": df,
-        "method": "log-scale interval width / (2 t), t on clusters - 1 df",
-    }
+    return {"se": (hi - lo) / (2 * q), "se_log": se_log, "df": max(k - 1, 1), "method": "interval width / (2 z)"}

@@ -278,9 +278,9 @@ def render_html(card: dict[str, Any]) -> str:
     items = [
         ("Metric", meth["metric_definition"]),
         ("Text normalisation", meth.get("normalization") or "none (not a text metric)"),
-        ("Intervals", f"{conf}% intervals from the {meth.get('bootstrap') or 'bootstrap'} ({meth.get('n_boot')} replicates, clusters: {meth.get('cluster_column') or 'rows'})"),
+        ("Intervals", f"{conf}% intervals: {meth.get('intervals') or 'as reported by the audit'} (clusters: {meth.get('cluster_column') or 'rows'})"),
         ("Gaps", f"each group against {meth.get('reference')}"),
-        ("Tests", "; ".join(f"{k}: {v}" for k, v in (meth.get("test_descriptions") or {}).items() if not meth.get("tests_used") or k in meth["tests_used"]) or str(meth.get("test"))),
+        ("Tests", meth.get("inference") or "; ".join(f"{k}: {v}" for k, v in (meth.get("test_descriptions") or {}).items() if not meth.get("tests_used") or k in meth["tests_used"]) or str(meth.get("test"))),
         ("Correction", f"{meth['correction_description']} across {meth['correction_family']}; flagged at alpha {meth['alpha']}"),
         ("Too little data", f"below {meth['min_clusters']} clusters or {meth['min_examples']} examples a group is 'insufficient': shown, with no interval and no test"),
     ]
@@ -463,7 +463,8 @@ def render_markdown(card: dict[str, Any]) -> str:
           f"- Synthetic: {'yes' if ed.get('synthetic') else 'no'}", "",
           "### Test-driven methodology", "",
           f"- Metric: {meth['metric_definition']}", f"- Text normalisation: {meth.get('normalization') or 'none'}",
-          f"- Intervals: {conf}% from the {meth.get('bootstrap')} ({meth.get('n_boot')} replicates)",
+          f"- Intervals: {conf}%: {meth.get('intervals') or 'as reported by the audit'}",
+          f"- Tests: {meth.get('inference') or '; '.join(f'{k}: {v}' for k, v in (meth.get('test_descriptions') or {}).items())}",
           f"- Gaps: against {meth.get('reference')}",
           f"- Correction: {meth['correction_description']} across {meth['correction_family']}; alpha {meth['alpha']}",
           f"- Too little data: below {meth['min_clusters']} clusters or {meth['min_examples']} examples a group is 'insufficient'", "",
