@@ -18,7 +18,6 @@ from service_helpers import (  # noqa: F401 - fixtures
     make_program,
     models,
     program_dir,
-    register,
     running_service,
     service,
     service_settings,

@@ -274,7 +274,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         SessionMiddleware,
         secret_key=secret,
         session_cookie="groupwise_session",
-        max_age=14 * 24 * 3600,
+        max_age=int(crud.WEB_SESSION_LIFETIME.total_seconds()),
         same_site="lax",
         https_only=settings.secure_cookies,
     )

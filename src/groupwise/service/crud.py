@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -176,20 +176,27 @@ def set_team_disabled(session: Session, team: m.Team, disabled: bool) -> int:
 
 # --- web sessions -----------------------------------------------------------------------
 
+WEB_SESSION_LIFETIME = timedelta(days=14)  # the session cookie's max_age
+
 
 def start_web_session(session: Session, team: m.Team, token: m.ApiToken) -> str:
     """A new signed-in session; returns its id for the cookie (only the hash is stored)."""
     sid = secrets.token_urlsafe(32)
-    session.add(m.WebSession(id_hash=hash_token(sid), team_id=team.id, token_id=token.id, created_at=now()))
+    stamp = now()
+    # Cookies live 14 days; their rows are not needed after that.
+    session.execute(delete(m.WebSession).where(m.WebSession.created_at < stamp - WEB_SESSION_LIFETIME))
+    session.add(m.WebSession(id_hash=hash_token(sid), team_id=team.id, token_id=token.id, created_at=stamp))
     return sid
 
 
 def web_session(session: Session, sid: str) -> m.WebSession | None:
-    """The session of a cookie's id, or None when unknown or ended."""
+    """The session of a cookie's id, or None when unknown, ended or older than its cookie."""
     if not sid or len(sid) > 100:
         return None
     row = session.get(m.WebSession, hash_token(sid))
-    return row if row is not None and row.ended_at is None else None
+    if row is None or row.ended_at is not None or row.created_at < now() - WEB_SESSION_LIFETIME:
+        return None
+    return row
 
 
 def end_web_session(session: Session, sid: str) -> None:
