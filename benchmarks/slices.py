@@ -241,8 +241,8 @@ def validity(reps, planted_reps, peers):
           "peers' times are their search on all rows.)")
 
 
-def speed(rows):
-    print(f"\n## Speed: {rows:,} utterances, ten features, order 3\n")
+def speed_data(rows):
+    """Simulated transcripts with ten features (about a hundred predicates with bins=6)."""
     rng = np.random.default_rng(0)
     frame = groupwise.speech_example(rows, n_speakers=10_000, seed=0)
     n = len(frame)
@@ -256,20 +256,53 @@ def speed(rows):
     frame["words"] = frame["reference"].str.count(" ") + 1
     features = ["accent", "noise", "gender", "region", "device", "age_band", "snr_db", "duration_s",
                 "speaking_rate", "words"]
+    return frame, features
+
+
+def speed(rows):
+    print(f"\n## Speed: {rows:,} utterances, ten features, order 3\n")
+    frame, features = speed_data(rows)
+    n = len(frame)
+    cpu = time.process_time()
     started = time.perf_counter()
     result = groupwise.slices(frame, features=features, metric="wer", cluster="speaker", max_order=3, bins=6,
                               top=20, n_boot=1000, normalize="none")
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     predicates = sum(len(p["predicates"]) for p in result.predicates)
     s = result.settings["search"]
     print(f"predicates: {predicates}; slices scored: {s['slices_scored']:,}; combinations looked at: "
           f"{s.get('combinations_order_1', 0)} + {s.get('combinations_order_2', 0)} + {s.get('combinations_order_3', 0)}"
           f" ({s.get('combinations_pruned', 0)} pruned); cluster checks: {s.get('cluster_checks', 0)}")
-    print(f"whole call: {seconds:.1f} s (search, including the discovery half's alignment: {s['seconds']:.1f} s); "
+    print(f"whole call: {seconds:.1f} s wall, {cpu:.1f} s CPU (search, including the discovery half's alignment: "
+          f"{s['seconds']:.1f} s wall); "
           f"peak RSS of the process: {peak:,.0f} MB (including the {n:,}-row DataFrame)")
     print(f"confirmed: {len(result.confirmed)} of {len(result.slices)} candidates; top: "
           + "; ".join(x["expression"] for x in result.confirmed[:3]))
+
+
+def speed_peer(rows):
+    """sliceline on the same rows and features (numbers in 6 quantile brackets), order 3."""
+    from sliceline.slicefinder import Slicefinder
+
+    from groupwise.audit._metrics import METRICS, MetricColumns, contributions
+    from groupwise.audit._text import parse_normalizer
+
+    frame, features = speed_data(rows)
+    c = contributions(frame, METRICS["wer"], MetricColumns(), normalizer=parse_normalizer("none"))
+    err = c.num / np.maximum(c.den, 1)
+    X = pd.DataFrame({f: (pd.qcut(frame[f], 6, duplicates="drop") if frame[f].dtype.kind == "f" else frame[f]).astype(str)
+                      for f in features}).to_numpy()
+    cpu = time.process_time()
+    started = time.perf_counter()
+    finder = Slicefinder(alpha=0.95, k=20, max_l=3, min_sup=max(30, rows // 200), verbose=False)
+    finder.fit(X, err)
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"sliceline on {rows:,} rows, order 3, k 20, all rows (no split, no confirmation): {seconds:.1f} s wall, "
+          f"{cpu:.1f} s CPU; peak RSS {peak:,.0f} MB; top: {finder.top_slices_[0]}")
 
 
 def main():
@@ -279,7 +312,15 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the speed run")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--speed-only", action="store_true", help="only the speed run")
+    parser.add_argument("--speed-peer", action="store_true", help="only sliceline on the speed data")
     args = parser.parse_args()
+    if args.speed_peer:
+        speed_peer(args.rows)
+        return
+    if args.speed_only:
+        speed(args.rows)
+        return
     peers = {} if args.skip_peers else available_peers()
     validity(args.reps, args.planted_reps, peers)
     if not args.skip_speed:
