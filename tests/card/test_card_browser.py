@@ -46,3 +46,22 @@ def test_diff_page_renders_offline(v1_card, v2_card, chromium, tmp_path):
     for section in ("summary", "diff-fairness", "diff-robustness", "diff-groups", "diff-coverage"):
         assert f'id="{section}"' in dom, section
     assert 'data-resources-loaded="0"' in dom and 'data-plots="2"' in dom
+
+
+def test_card_prints(v1_card, chromium, tmp_path):
+    """Chromium prints the card to PDF with the print styles (navigation hidden, rows kept whole)."""
+    import shutil
+    import subprocess
+
+    chromium(v1_card / "card.html")  # skips when chromium is missing
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    pdf = tmp_path / "card.pdf"
+    subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--no-pdf-header-footer", f"--print-to-pdf={pdf}", (v1_card / "card.html").resolve().as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and data.count(b"/Type /Page") >= 3
+    page = (v1_card / "card.html").read_text()
+    assert "@media print{" in page and "nav{display:none}" in page
