@@ -46,7 +46,7 @@ def _refused(program, before, result, kind, *words):
 
 @pytest.fixture
 def limited(tmp_path, models):
-    return make_program(tmp_path / "p", models, limits=Limits(cpu_seconds=3, memory_mb=2048, wall_seconds=8, max_upload_mb=1))
+    return make_program(tmp_path / "p", models, limits=Limits(cpu_seconds=3, memory_mb=2048, wall_seconds=60, max_upload_mb=1))
 
 
 def test_pickle_dill_and_joblib_files_are_refused_unopened(program, models, tmp_path):

@@ -90,3 +90,137 @@ def test_external_data_in_a_dense_attribute_of_a_loop_body_is_refused():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(InputError, match="external data.*'w'"):
         check_onnx(model, name="loop.onnx")
+
+
+def corrupt_skops_tree(path, X, y):
+    """A skops file of a fitted decision tree whose root's left child points far outside the
+    node array (what a hostile file can say; predicting with it reads wild memory)."""
+    import io
+    import zipfile
+
+    import numpy as np
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    sio.dump(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y), path)
+    source = zipfile.ZipFile(path)
+    out = io.BytesIO()
+    hit = False
+    with zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name.endswith(".npy"):
+                array = np.load(io.BytesIO(data), allow_pickle=False)
+                if array.dtype.names and "left_child" in array.dtype.names:
+                    array["left_child"][0] = 10**9
+                    buffer = io.BytesIO()
+                    np.save(buffer, array, allow_pickle=False)
+                    data, hit = buffer.getvalue(), True
+            target.writestr(name, data)
+    assert hit, "the tree's node array was not found in the skops file"
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def test_a_skops_tree_is_refused_and_never_crashes_the_process(program, tmp_path):
+    import subprocess
+    import sys
+
+    X = program.X("train")
+    evil = corrupt_skops_tree(tmp_path / "tree.skops", X, (X[:, 0] > 0.5).astype(int))
+    before = program.state
+    result = program.submit(team="evil", group="u > 0.5", model=evil)
+    assert result.reason_kind == "input" and "trusted list" in result.reason and "sklearn.tree._tree.Tree" in result.reason
+    assert program.state == before
+    # Loading it where bundles and the web process load models: refused, the process lives.
+    code = (
+        "import sys, numpy as np\n"
+        "from groupwise import InputError\n"
+        "from groupwise.bounty import Program\n"
+        "from groupwise.bounty._models import load_model\n"
+        "program = Program.load(sys.argv[1])\n"
+        "try:\n"
+        "    model = load_model(sys.argv[2], program.schema)\n"
+        "except InputError as exc:\n"
+        "    print('refused:', exc.problem)\n"
+        "else:\n"
+        "    print('loaded', model.predict(program.X('test')).sum())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(program.root), str(evil)], capture_output=True, text=True)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    assert done.stdout.startswith("refused:") and "trusted list" in done.stdout
+
+
+PROBE = """
+import json, socket, sys
+found = {}
+try:
+    found["read"] = open(sys.argv[1], "rb").read(8).hex()
+except OSError as exc:
+    found["read"] = type(exc).__name__
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5).close()
+    found["connect"] = "connected"
+except OSError as exc:
+    found["connect"] = type(exc).__name__
+import os
+found["root"] = sorted(os.listdir("/"))
+print(json.dumps(found))
+"""
+
+
+def test_the_isolated_child_reads_nothing_outside_its_directory_and_has_no_network(program, tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from groupwise.bounty._sandbox import isolation_available, jail_argv
+
+    why = isolation_available()
+    if why is not None:
+        pytest.fail(f"the sandbox must be able to isolate here: {why}")
+    secret = program.root / "private" / "y_holdout.npy"
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "probe.py").write_text(PROBE)
+    command = [sys.executable, "probe.py", str(secret), str(port)]
+    try:
+        # The same probe outside the jail reads the labels and connects: the test can fail.
+        outside = json.loads(subprocess.run(command, cwd=job, capture_output=True, text=True, check=True).stdout)
+        assert outside["read"] != "FileNotFoundError" and outside["connect"] == "connected"
+        inside = subprocess.run(jail_argv(job, command, {}), capture_output=True, text=True)
+    finally:
+        server.close()
+    assert inside.returncode == 0, inside.stderr[-500:]
+    found = json.loads(inside.stdout)
+    assert found["read"] in ("FileNotFoundError", "PermissionError")
+    assert found["connect"] != "connected"
+    # Only what Python needs is mounted: no /var, /home or /srv of the host.
+    assert not {"var", "home", "srv"} & set(found["root"]) and "job" in found["root"]
+
+
+def test_submissions_run_isolated_when_isolation_is_required(program, models):
+    from groupwise.bounty._sandbox import Evaluation
+
+    program.isolation = "required"
+    assert program.submit(team="a", group="u > 0.5", model=models["u"]).accepted
+    files = {"m": (models["u"], "u.onnx")}
+    with Evaluation(files, {"test": program.root / "public" / "X_test.npy"}, program.schema, limits=program.limits, isolation="required") as ev:
+        assert ev._jailed
+        assert ev.run_public()[("m", "test")].shape[0] == program.config["sizes"]["test"]
+
+
+def test_the_service_worker_refuses_to_run_without_isolation(monkeypatch):
+    pytest.importorskip("sqlalchemy")
+    from groupwise.bounty import _sandbox
+    from groupwise.service.core.config import Settings
+    from groupwise.service.worker import worker_isolation
+
+    assert worker_isolation(Settings()) == "required"
+    monkeypatch.setattr(_sandbox, "isolation_available", lambda: "bubblewrap (bwrap) is not installed")
+    with pytest.raises(RuntimeError, match="without isolation.*allow_unisolated"):
+        worker_isolation(Settings())
+    assert worker_isolation(Settings(extra={"allow_unisolated": True})) == "auto"

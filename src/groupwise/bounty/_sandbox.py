@@ -17,7 +17,9 @@ shape or value computed from the holdout ever leaves :class:`Evaluation`.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import select
 import shutil
@@ -37,7 +39,14 @@ import numpy.typing as npt
 from groupwise._errors import GroupwiseError
 from groupwise.bounty._schema import Schema
 
-__all__ = ["Evaluation", "HoldoutFailed", "Limits", "SandboxError", "check_output", "run_models"]
+__all__ = [
+    "ISOLATION_MODES", "Evaluation", "HoldoutFailed", "IsolationUnavailable", "Limits", "SandboxError",
+    "check_output", "isolation_available", "jail_argv", "run_models",
+]
+
+ISOLATION_MODES = ("auto", "required", "off")
+
+log = logging.getLogger("groupwise.bounty.sandbox")
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,10 @@ class Evaluation:
         Copied into the child's directory only when :meth:`run_private` is called.
     schema : Schema
     limits : Limits
+    isolation : {"auto", "required", "off"}
+        Run the child in Linux namespaces (see :func:`jail_argv`): ``auto`` when they are
+        available (with a logged warning when not), ``required`` or fail with
+        :class:`IsolationUnavailable`, ``off`` never.
 
     Use it as a context manager: ``with Evaluation(...) as ev: ev.run_public(); ev.run_private()``.
     """
@@ -136,7 +149,11 @@ class Evaluation:
         *,
         limits: Limits,
         private: Mapping[str, Path] | None = None,
+        isolation: str = "auto",
     ) -> None:
+        if isolation not in ISOLATION_MODES:
+            raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {isolation!r}")
+        self.isolation = isolation
         self.models = dict(models)
         self.public = dict(public)
         self.private = dict(private or {})
@@ -146,6 +163,11 @@ class Evaluation:
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._phase = -1
+        self._seen: dict[str, float] = {}
+        self._buffer = b""
+        #: Seconds the public phase took, from start and from the models being loaded.
+        self.public_seconds = 0.0
+        self.predict_seconds = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -176,7 +198,12 @@ class Evaluation:
         self._stderr = open(base / "stderr.txt", "w+b")  # noqa: SIM115 - closed in __exit__
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")}
         env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-        argv = [sys.executable, *(["-I"] if _isolated_ok() else []), "-m", "groupwise.bounty._worker", "job.json"]
+        jail = _jail_mode(self.isolation)
+        self._jailed = jail is not None
+        if jail is not None:
+            argv = jail_argv(job_dir, [sys.executable, *_jailed_flags(), "-m", "groupwise.bounty._worker", "job.json"], env)
+        else:
+            argv = [sys.executable, *(["-I"] if _isolated_ok() else []), "-m", "groupwise.bounty._worker", "job.json"]
         limits = self.limits
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
             argv,
@@ -214,13 +241,18 @@ class Evaluation:
     # -- phases -------------------------------------------------------------------------
 
     def _wait_phase(self, phase: int, timeout: float) -> bool:
-        """Wait until the child reports ``phase`` done; False if it ended or timed out first."""
+        """Wait until the child reports ``phase`` done; False if it ended first.
+
+        Every line the child prints is time-stamped in ``self._seen`` (``loaded`` when its
+        models are loaded, then each phase's number).
+        """
         process = self._process
         assert process is not None and process.stdout is not None
         deadline = time.monotonic() + timeout
         fd = process.stdout.fileno()
-        buffer = b""
         while True:
+            if str(phase) in self._seen:
+                return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _kill_group(process)
@@ -228,13 +260,14 @@ class Evaluation:
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
-            chunk = os.read(fd, 64)
+            chunk = os.read(fd, 256)
             if not chunk:
                 process.wait()
                 return False
-            buffer += chunk
-            if f"{phase}\n".encode() in buffer:
-                return True
+            self._buffer += chunk
+            while b"\n" in self._buffer and len(self._seen) < 16:
+                line, _, self._buffer = self._buffer.partition(b"\n")
+                self._seen.setdefault(line.decode("ascii", "replace").strip(), time.monotonic())
 
     def _collect(self, splits: Sequence[str]) -> dict[tuple[str, str], npt.NDArray[Any]]:
         found: dict[tuple[str, str], npt.NDArray[Any]] = {}
@@ -269,6 +302,7 @@ class Evaluation:
                 kind="limit",
             ) from None
         self.public_seconds = time.monotonic() - started
+        self.predict_seconds = self._seen.get("0", started) - self._seen.get("loaded", started)
         if not done:
             result_path = self._job_dir / "result.json"
             try:
@@ -279,7 +313,11 @@ class Evaluation:
             self._stderr.seek(0)
             stderr = self._stderr.read()[-2000:].decode("utf-8", "replace")
             code = self._process.returncode
-            raise _failure(result, code if code is not None else -1, self.limits, stderr)
+            if code is None:
+                code = -1
+            elif self._jailed and code > 128:
+                code = -(code - 128)  # bwrap reports a child killed by signal N as 128 + N
+            raise _failure(result, code, self.limits, stderr)
         return self._collect(list(self.public))
 
     def run_private(self, timeout: float | None = None) -> dict[tuple[str, str], npt.NDArray[Any]]:
@@ -309,12 +347,119 @@ class Evaluation:
                 _kill_group(process)
 
 
+class IsolationUnavailable(GroupwiseError):
+    """Linux namespaces (bubblewrap) are not usable here, and isolation was required.
+
+    A fault of the service, not of the submission (``kind = "service"``).
+    """
+
+    kind = "service"
+
+
+@functools.lru_cache(maxsize=1)
+def isolation_available() -> str | None:
+    """None when the sandbox can isolate its child here, else the reason it cannot.
+
+    Isolation uses bubblewrap (``bwrap``, Debian package ``bubblewrap``): it is tried once
+    per process with the same options a real evaluation uses.
+    """
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed; install it with `apt-get install bubblewrap`"
+    with tempfile.TemporaryDirectory(prefix="groupwise-jailtest-") as tmp:
+        argv = jail_argv(Path(tmp), [sys.executable, *_jailed_flags(), "-c", "import groupwise; open('ok', 'w').write('ok')"], {})
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=60, check=False)  # noqa: S603 - fixed argv
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bubblewrap could not start ({exc})"
+        if done.returncode != 0 or not (Path(tmp) / "ok").is_file():
+            return f"bubblewrap cannot create namespaces here ({done.stderr.decode('utf-8', 'replace').strip()[:200]})"
+    return None
+
+
+def _jail_mode(isolation: str) -> str | None:
+    if isolation == "off":
+        return None
+    why = isolation_available()
+    if why is None:
+        return "bwrap"
+    if isolation == "required":
+        raise IsolationUnavailable(
+            f"submissions must run isolated from the file system and the network, but {why}",
+            fix="install bubblewrap, or allow unisolated evaluation explicitly (only where no other data or network is reachable)",
+        )
+    _warn_once(why)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_once(why: str) -> None:
+    log.warning("evaluating submissions without isolation: %s; the child can read what this user can read and reach the network", why)
+
+
+def _read_only_roots() -> list[Path]:
+    """Directories the child needs to run Python, numpy, onnxruntime and groupwise."""
+    import groupwise
+
+    roots = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path(os.path.realpath(sys.executable)).parent.parent]
+    roots += [Path(p) for p in sys.path if p and Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    # The package itself (an editable install lives outside site-packages): this folder
+    # only, not the checkout around it.
+    roots.append(Path(groupwise.__file__).resolve().parent)
+    kept: list[Path] = []
+    for root in sorted({r.resolve() for r in roots if r.exists()}, key=lambda p: len(p.parts)):
+        if root == Path("/") or any(root.is_relative_to(k) for k in kept) or root.is_relative_to("/usr"):
+            continue
+        kept.append(root)
+    return kept
+
+
+def jail_argv(job_dir: Path, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``argv`` wrapped in bubblewrap: the child sees ``job_dir`` (as ``/job``, its only
+    writable and current directory), read-only system and Python directories, an empty
+    ``/tmp``, and nothing else; no network (its own empty network namespace), its own
+    PID, IPC and user namespaces (as ``nobody``), no capabilities, a cleared environment.
+    """
+    out = [
+        "bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--ro-bind", "/usr", "/usr",
+    ]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            out += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            out += ["--ro-bind", str(path), str(path)]
+    for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"):
+        out += ["--ro-bind-try", name, name]
+    for root in _read_only_roots():
+        out += ["--ro-bind", str(root), str(root)]
+    out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(job_dir), "/job", "--chdir", "/job", "--clearenv"]
+    for key, value in env.items():
+        if key not in ("PYTHONPATH", "TMPDIR", "HOME"):
+            out += ["--setenv", key, value]
+    import groupwise
+
+    # Inside, the folder above the package holds the package only, so it is safe on the path.
+    out += ["--setenv", "PYTHONPATH", str(Path(groupwise.__file__).resolve().parent.parent)]
+    out += ["--setenv", "HOME", "/job", "--setenv", "TMPDIR", "/tmp", "--"]
+    return out + list(argv)
+
+
+def _jailed_flags() -> list[str]:
+    # No user site-packages, and (Python 3.11+) the working directory, where the job's files
+    # are, is not put on the module path.
+    return ["-s", "-P"] if sys.version_info >= (3, 11) else ["-s"]
+
+
 def run_models(
     models: Mapping[str, tuple[Path, str]],
     inputs: Mapping[str, Path],
     schema: Schema,
     *,
     limits: Limits,
+    isolation: str = "auto",
 ) -> dict[tuple[str, str], npt.NDArray[Any]]:
     """Run models on feature matrices in a contained child process (one public phase).
 
@@ -335,7 +480,7 @@ def run_models(
     SandboxError
         The child refused a file, broke a limit or crashed.
     """
-    with Evaluation(models, inputs, schema, limits=limits) as evaluation:
+    with Evaluation(models, inputs, schema, limits=limits, isolation=isolation) as evaluation:
         return evaluation.run_public()
 
 

@@ -37,6 +37,8 @@ def main(job_path: str) -> int:
             except GroupwiseError as exc:
                 _write({"ok": False, "kind": "input", "key": key, "reason": exc.message})
                 return 0
+        sys.stdout.write("loaded\n")
+        sys.stdout.flush()
         for index, phase in enumerate(job["phases"]):
             if index > 0 and sys.stdin.readline().strip() != "go":
                 return 0
