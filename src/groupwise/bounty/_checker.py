@@ -27,7 +27,7 @@ import numpy.typing as npt
 from groupwise._errors import GroupwiseError
 from groupwise.bounty._loss import Loss
 
-__all__ = ["CheckerState", "Holdout", "HoldoutExhausted", "decide", "first_repair", "run_update"]
+__all__ = ["CheckerState", "Holdout", "HoldoutExhausted", "RepairScanCut", "best_repair", "decide", "first_repair", "run_update"]
 
 
 # 0.75 * eps is rarely exact in binary; a score that equals it in decimal must pass.
@@ -36,6 +36,20 @@ _TOLERANCE = 1e-12
 
 class HoldoutExhausted(GroupwiseError):
     """The holdout has answered all the queries or acceptances it may: refresh it."""
+
+    kind = "exhausted"
+
+
+class RepairScanCut(Exception):
+    """The budget ended before the repair scans after an accepted update were complete.
+
+    The update must then not be published (an unrepaired list could be worse on an earlier
+    group than the guarantee allows); ``state`` is the budget with every query spent.
+    """
+
+    def __init__(self, state: CheckerState) -> None:
+        super().__init__("the query budget ended during a repair scan")
+        self.state = state
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,43 @@ def first_repair(state: CheckerState, scores: npt.NDArray[np.float64]) -> tuple[
             j, l = np.unravel_index(int(hits[0]), scores.shape)
             return (int(j), int(l)), replace(state, queries=state.queries + position + 1, acceptances=state.acceptances + 1)
     return None, replace(state, queries=state.queries + room)
+
+
+def best_repair(state: CheckerState, scores: npt.NDArray[np.float64]) -> tuple[tuple[int, int] | None, CheckerState, bool]:
+    """Scan ``scores[j, l]`` group by group; repair the first group with a pair that clears
+    the bar, pointing to that group's *best* earlier version.
+
+    Pairs are queried in order, one query each (NaN pairs, the current version, are
+    skipped); the whole row of the first group with a hit is queried, so choosing its best
+    version is paid for. Returns ``(pair, state, cut)``: ``cut`` is True when the budget
+    (queries, or the acceptance that a repair needs) ended before the scan could finish,
+    in which case no repair is returned and the caller must not publish the list.
+
+    Examples
+    --------
+    >>> s = np.array([[0.0, 0.0, np.nan], [0.45, 0.5, np.nan]])
+    >>> best_repair(CheckerState(0.4, 100), s)
+    ((1, 1), CheckerState(epsilon=0.4, max_queries=100, queries=4, acceptances=1), False)
+    >>> best_repair(CheckerState(0.4, 3), s)[2]
+    True
+    """
+    flat = scores.ravel()
+    valid = np.flatnonzero(~np.isnan(flat))
+    room = max(0, state.max_queries - state.queries)
+    hits = valid[flat[valid] >= state.threshold - _TOLERANCE]
+    if not hits.size:
+        if room < valid.size:
+            return None, replace(state, queries=state.queries + room), True
+        return None, replace(state, queries=state.queries + int(valid.size)), False
+    row = int(hits[0]) // scores.shape[1]
+    in_row = valid[valid // scores.shape[1] == row]
+    cost = int(np.searchsorted(valid, in_row[-1])) + 1
+    if cost > room or state.acceptances >= state.max_acceptances:
+        return None, replace(state, queries=state.queries + min(cost, room)), True
+    values = flat[in_row]
+    best = int(in_row[int(np.argmax(values))])  # argmax: the earliest of equal bests
+    j, l = np.unravel_index(best, scores.shape)
+    return (int(j), int(l)), replace(state, queries=state.queries + cost, acceptances=state.acceptances + 1), False
 
 
 class Holdout:
@@ -212,9 +263,9 @@ def run_update(
     """Check ``(g, h)`` against the current version and, if accepted, apply it and repair.
 
     This is ``submit`` of DESIGN.md on the holdout alone: one query for the update; when it
-    is accepted, a new head ``if g then h``, then repair scans over every (earlier group,
-    earlier version) pair, restarting after each accepted repair, until none is accepted
-    or the budget ends. ``holdout`` is changed only when the update is accepted.
+    is accepted, a new head ``if g then h``, then repair scans (:func:`best_repair`) over
+    every (earlier group, earlier version) pair, restarting after each accepted repair,
+    until none is accepted. ``holdout`` is changed only when the update is accepted.
 
     Returns
     -------
@@ -222,6 +273,12 @@ def run_update(
     state : CheckerState
     steps : list of (kind, group row, pointer)
         ``("update", j, -1)`` then one ``("repair", j, l)`` per repair node, in order.
+
+    Raises
+    ------
+    RepairScanCut
+        The budget ended before the scans were done. ``holdout`` has been changed and must
+        be rebuilt by the caller; the update is not to be published.
     """
     accepted, state = decide(state, holdout.score(mask, candidate))
     if not accepted:
@@ -229,7 +286,9 @@ def run_update(
     holdout.add_version(holdout.update_pred(holdout.version, mask, candidate))
     steps: list[tuple[str, int, int]] = [("update", holdout.add_group(key, mask), -1)]
     while True:
-        pair, state = first_repair(state, holdout.repair_scores())
+        pair, state, cut = best_repair(state, holdout.repair_scores())
+        if cut:
+            raise RepairScanCut(state)
         if pair is None:
             return True, state, steps
         j, pointer = pair

@@ -6,12 +6,10 @@ a user mistake is raised as a :class:`GroupwiseError` for the CLI to print with 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from groupwise._errors import InputError
 from groupwise._io import split_names
 
 __all__ = ["export_cmd", "hunt_cmd", "init_cmd", "predict_cmd", "replay_cmd", "status_cmd", "submit_cmd", "feature_usage"]
@@ -44,33 +42,16 @@ def init_cmd(
     console: Any = None,
 ) -> Any:
     """``groupwise bounty init DIR``: create a program from data or ``--example adult``."""
-    from groupwise.bounty._data import ADULT_FEATURES, load_adult
-    from groupwise.bounty._program import Program
+    from groupwise.bounty._program import create_program
 
     console = _console(console)
-    if (data is None) == (example is None):
-        raise InputError("init needs either --data or --example", fix="pass --data FILE --target COLUMN, or --example adult")
-    if example is not None:
-        if example != "adult":
-            raise InputError(f"the example {example!r} is not known", fix="use --example adult")
-        frame: Any = load_adult()
-        target = target or "income"
-        names = split_names(features) or list(ADULT_FEATURES)
-    else:
-        if not target:
-            raise InputError("--target is missing", fix="pass --target with the label column")
-        frame = data
-        names = split_names(features) or None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        program = Program.create(
-            directory, frame, target=str(target), features=names, task=task, loss=loss, epsilon=epsilon,
-            base_model=base_model, seed=seed, test_size=test_size, holdout_size=holdout_size,
-            max_queries=max_queries, min_group_size=min_group_size,
-        )
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    program, notes = create_program(
+        directory, data=data, example=example, target=target, features=features, task=task, loss=loss, epsilon=epsilon,
+        base_model=base_model, seed=seed, test_size=test_size, holdout_size=holdout_size,
+        max_queries=max_queries, min_group_size=min_group_size,
+    )
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False)
     sizes = program.config["sizes"]
     console.print(
         f"Created bounty program in {directory}: {sizes['train']:,} public training rows, {sizes['test']:,} public test rows, "
@@ -134,32 +115,13 @@ def hunt_cmd(
 
 
 def feature_usage(program: Any, *, accepted_only: bool = False) -> Any:
-    """Teams by features: how many of each team's submitted groups use each feature."""
-    import pandas as pd
-
-    from groupwise._expr import parse_group
-
-    counts: dict[str, dict[str, int]] = {}
-    for record in program.records:
-        if record["type"] != "submission" or (accepted_only and record["decision"] != "accepted"):
-            continue
-        expr = record["group"].get("expr")
-        if expr is not None:
-            try:
-                columns = parse_group(expr).columns
-            except InputError:
-                continue
-        else:
-            columns = tuple(program.schema.names)
-        row = counts.setdefault(record["team"], {})
-        for column in columns:
-            row[column] = row.get(column, 0) + 1
-    frame = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=program.schema.names).fillna(0).astype(int)
-    return frame.sort_index()
+    """Teams by features (kept for callers of this module): :meth:`Program.feature_usage`."""
+    return program.feature_usage(accepted_only=accepted_only)
 
 
-def status_cmd(directory: Path, *, console: Any = None) -> dict[str, Any]:
-    """``groupwise bounty status DIR``: budget, trajectory and per-group errors (public test split)."""
+def status_cmd(directory: Path, *, plot: Path | None = None, console: Any = None) -> dict[str, Any]:
+    """``groupwise bounty status DIR [--plot groups.png]``: budget, trajectory, per-group
+    errors and each group's error across versions (public test split)."""
     from rich.table import Table
 
     from groupwise.bounty._program import Program
@@ -187,6 +149,17 @@ def status_cmd(directory: Path, *, console: Any = None) -> dict[str, Any]:
         for row in groups.itertuples(index=False):
             table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
         console.print(table)
+        paths = program.group_trajectories()
+        table = Table(title="Each group's error across versions (public test split)")
+        names = [c for c in paths.columns if c not in ("version", "kind", "test_loss")]
+        for column in ("version", "kind", "overall", *names):
+            table.add_column(str(column))
+        for row in paths.itertuples(index=False):
+            values = [getattr(row, "test_loss"), *row[3:]]
+            table.add_row(str(row.version), str(row.kind), *["-" if v != v else f"{v:.4f}" for v in values])
+        console.print(table)
+    if plot is not None:
+        console.print(f"Wrote {program.plot_group_trajectories(plot)}", highlight=False)
     return status
 
 

@@ -43,7 +43,7 @@ import pandas as pd
 from groupwise._errors import GroupExpressionError, GroupwiseError, InputError
 from groupwise._expr import parse_group
 from groupwise._io import check_scalar, read_table
-from groupwise.bounty._checker import CheckerState, Holdout, decide, exhausted_error, run_update
+from groupwise.bounty._checker import CheckerState, Holdout, RepairScanCut, decide, exhausted_error, run_update
 from groupwise.bounty._data import holdout_bound, split_data
 from groupwise.bounty._loss import Loss, parse_loss
 from groupwise.bounty._models import sniff_format
@@ -51,7 +51,7 @@ from groupwise.bounty._pdl import GroupRef, Node, PointerDecisionList, write_bun
 from groupwise.bounty._sandbox import Evaluation, HoldoutFailed, Limits, SandboxError, check_output
 from groupwise.bounty._schema import Schema
 
-__all__ = ["Program", "SubmissionResult"]
+__all__ = ["GroupSizeError", "Program", "SubmissionResult", "create_program", "error_kind"]
 
 SPLITS = ("train", "test", "holdout")
 PUBLIC = ("train", "test")
@@ -60,17 +60,26 @@ CHECK_REJECTED = (
     "over the current model on this group"
 )
 
+SCAN_CUT = (
+    "the holdout's query budget ended during the repair scan that an accepted update needs, so the update "
+    "was not applied (an unrepaired list is never published): "
+)
+
 
 @dataclass(frozen=True)
 class SubmissionResult:
-    """What a submitter learns about a submission. No holdout number is ever in it.
+    """What a submitter learns about a submission, and what a service records. No holdout
+    number is ever in it.
 
     Attributes
     ----------
+    id : str
+        The engine's id of the submission (``s00001``, ...), its place in the log.
+    team : str
     decision : {"accepted", "rejected"}
     reason : str
-        Why it was rejected: the input or limit problem in full, or that the holdout did
-        not confirm an improvement (without numbers).
+        Why it was rejected: the input or limit problem in full (found on public data), or
+        that the holdout did not confirm an improvement (without numbers).
     reason_kind : str
         ``input``, ``limit``, ``crash``, ``output``, ``group-size``, ``check``, ``exhausted``
         or ``""`` when accepted.
@@ -84,6 +93,18 @@ class SubmissionResult:
         The group's loss on the public test split before and after (accepted only).
     reveal_at : float
         Unix time before which the decision must not be shown (0: at once).
+    request_id : str or None
+        The caller's id of the request (a service's job), as given to :meth:`Program.submit`.
+    time : str
+        When the engine decided (UTC, ISO 8601).
+    group : dict
+        ``{"expr": ...}`` or ``{"name": ..., "model": <stored file>}``.
+    model_name, model_file : str
+        The uploaded model's name and its stored file (SHA-256 of its bytes and format).
+    nodes : tuple of dict
+        The nodes the submission added (update, then repairs), as in the log.
+    queries, acceptances : int
+        The holdout's budget used after this submission.
     """
 
     id: str
@@ -99,13 +120,44 @@ class SubmissionResult:
     group_test_loss_before: float | None = None
     group_test_loss_after: float | None = None
     reveal_at: float = 0.0
+    request_id: str | None = None
+    time: str = ""
+    group: dict[str, str] = field(default_factory=dict)
+    model_name: str = ""
+    model_file: str | None = None
+    nodes: tuple[dict[str, Any], ...] = ()
+    queries: int = 0
+    acceptances: int = 0
 
     @property
     def accepted(self) -> bool:
         return self.decision == "accepted"
 
+    @property
+    def model_sha256(self) -> str | None:
+        """SHA-256 of the model's bytes (None when it was refused before it was stored)."""
+        return self.model_file.split(".", 1)[0] if self.model_file else None
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["nodes"] = [dict(n) for n in self.nodes]
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], *, reveal_at: float = 0.0) -> SubmissionResult:
+        """The result of a submission record of the log (as :meth:`Program.submit` returned it)."""
+        public = record.get("public") or {}
+        nodes = tuple(record.get("nodes", []))
+        return cls(
+            id=str(record["id"]), team=str(record["team"]), decision=str(record["decision"]), reason=str(record["reason"]),
+            reason_kind=str(record["reason_kind"]), version_before=int(record["version_before"]),
+            version_after=int(record["version_after"]), repairs=max(0, len(nodes) - 1),
+            reveal_at=reveal_at, request_id=record.get("request_id"), time=str(record.get("time", "")),
+            group=dict(record.get("group", {})), model_name=str(record.get("model", {}).get("name", "")),
+            model_file=record.get("model", {}).get("file"), nodes=nodes,
+            queries=int(record.get("checker", {}).get("queries", 0)), acceptances=int(record.get("checker", {}).get("acceptances", 0)),
+            **{k: public.get(k) for k in ("test_loss_before", "test_loss_after", "group_test_loss_before", "group_test_loss_after")},
+        )
 
 
 def _now() -> str:
@@ -114,6 +166,13 @@ def _now() -> str:
 
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _display_name(source: Any, given: str | None, default: str) -> str:
+    # A plain file name for logs and reasons: no directories, no control characters.
+    name = given if given is not None else (default if isinstance(source, (bytes, bytearray, memoryview)) or source is None else Path(str(source)).name)
+    name = "".join(ch for ch in Path(str(name)).name if ch.isprintable()).strip()[:120]
+    return name or default
 
 
 def _group_key(ref: GroupRef) -> str:
@@ -143,6 +202,8 @@ class Program:
         self._holdout: Holdout | None = None
         self._group_refs: list[GroupRef] = []
         self._log_size = 0
+        #: How submissions are isolated: "auto", "required" or "off" (see :class:`Evaluation`).
+        self.isolation = "auto"
 
     # ------------------------------------------------------------------------------
     # creation and loading
@@ -355,9 +416,24 @@ class Program:
         return self._arrays[key]
 
     def frame(self, split: str) -> pd.DataFrame:
-        """The typed features of a public split (``train`` or ``test``)."""
+        """The typed features of a public split (``train`` or ``test``), with exact values.
+
+        Group expressions are evaluated on these frames, read from the split's CSV file,
+        never on the float32 matrix that models get: ``x >= 0.7`` must select the same
+        rows here as in an exported bundle and in the public CSV.
+        """
+        if split == "holdout":
+            raise InputError("the holdout is private", fix="use the train or test split")
+        return self._exact_frame(split)
+
+    def _exact_frame(self, split: str) -> pd.DataFrame:
         if split not in self._frames:
-            self._frames[split] = self.schema.decode(self._array("X", split))
+            text = {f.name: str for f in self.schema.features if f.kind == "categorical"}
+            # Numbers must parse back to the very float64 that was written: pandas 3 does so
+            # by default (and deprecates the option), older pandas needs round_trip.
+            exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+            raw = pd.read_csv(self._folder(split) / f"{split}.csv.gz", dtype=text, keep_default_na=False, **exact)
+            self._frames[split] = self.schema.validate(raw, name=f"the {split} split")
         return self._frames[split]
 
     def X(self, split: str) -> npt.NDArray[np.float32]:
@@ -394,7 +470,7 @@ class Program:
         Raises :class:`SandboxError` for a problem on the public splits and
         :class:`HoldoutFailed` (no detail) for one on the holdout.
         """
-        with Evaluation(files, self._inputs(PUBLIC), self.schema, limits=self.limits, private=self._inputs(["holdout"])) as ev:
+        with Evaluation(files, self._inputs(PUBLIC), self.schema, limits=self.limits, private=self._inputs(["holdout"]), isolation=self.isolation) as ev:
             checked = self._check_outputs(ev.run_public(), files, roles)
             try:
                 checked.update(self._check_outputs(ev.run_private(), files, roles))
@@ -415,9 +491,7 @@ class Program:
         return self._cached(str(ref.model), "group", split)
 
     def _holdout_frame(self) -> pd.DataFrame:
-        if "holdout" not in self._frames:
-            self._frames["holdout"] = self.schema.decode(self._array("X", "holdout"))
-        return self._frames["holdout"]
+        return self._exact_frame("holdout")
 
     def _versions(self, split: str) -> list[npt.NDArray[Any]]:
         """Predictions of every version on a public split, built like the holdout's."""
@@ -505,6 +579,46 @@ class Program:
             })
         return pd.DataFrame(rows)
 
+    def group_trajectories(self, groups: Sequence[str | GroupRef] | None = None) -> pd.DataFrame:
+        """Each group's public-test loss at every version: the bias bounty's main figure.
+
+        One row per version (``version``, ``kind``, ``test_loss`` overall) and one column
+        per group (default: every group of an update node, oldest first), named by the
+        group's description. A value is NaN when the group has no public test rows.
+        """
+        refs = [g if isinstance(g, GroupRef) else GroupRef(expr=g) for g in (groups if groups is not None else self.groups())]
+        frame = self.trajectory()[["version", "kind", "test_loss"]].copy()
+        for ref in refs:
+            mask = self._mask(ref, "test")
+            frame[ref.describe()] = [self.test_loss(v, mask) for v in range(self.version + 1)]
+        return frame
+
+    def plot_group_trajectories(self, path: str | Path) -> Path:
+        """Draw :meth:`group_trajectories` as a PNG: loss on the public test split by version."""
+        from matplotlib.figure import Figure
+
+        frame = self.group_trajectories()
+        groups = [c for c in frame.columns if c not in ("version", "kind", "test_loss")]
+        fig = Figure(figsize=(8, 4.5), dpi=110)
+        ax = fig.add_subplot()
+        ax.step(frame["version"], frame["test_loss"], where="post", color="black", linewidth=2.2, label="overall")
+        for group in groups:
+            ax.step(frame["version"], frame[group], where="post", linewidth=1.3, label=group if len(group) <= 40 else group[:37] + "...")
+        repairs = frame[frame["kind"] == "repair"]["version"]
+        for v in repairs:
+            ax.axvline(v, color="#c0392b", alpha=0.25, linewidth=1)
+        ax.set_xlabel("model version (red lines: repairs)")
+        ax.set_ylabel(f"{self.loss.spec} loss, public test split")
+        ax.set_title("Error of each group across versions")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7)
+        if len(frame) <= 20:
+            ax.set_xticks(list(frame["version"]))
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, format="png")
+        return path
+
     def submissions(self) -> pd.DataFrame:
         """Every submission in the log: team, decision, reason and versions."""
         cols = ["id", "time", "team", "group", "decision", "reason_kind", "reason", "version_before", "version_after"]
@@ -513,6 +627,30 @@ class Program:
             if r["type"] == "submission":
                 rows.append({**{c: r.get(c) for c in cols}, "group": r["group"].get("expr") or f"model {r['group'].get('model') or r['group'].get('name')}"})
         return pd.DataFrame(rows, columns=cols)
+
+    def feature_usage(self, *, accepted_only: bool = False) -> pd.DataFrame:
+        """Teams by features: how many of each team's submitted groups read each feature.
+
+        A group model counts as reading every feature. Rows are teams (sorted), columns the
+        schema's features.
+        """
+        counts: dict[str, dict[str, int]] = {}
+        for record in self.records:
+            if record["type"] != "submission" or (accepted_only and record["decision"] != "accepted"):
+                continue
+            expr = record["group"].get("expr")
+            if expr is not None:
+                try:
+                    columns = parse_group(expr).columns
+                except GroupwiseError:
+                    continue
+            else:
+                columns = tuple(self.schema.names)
+            row = counts.setdefault(record["team"], {})
+            for column in columns:
+                row[column] = row.get(column, 0) + 1
+        frame = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=self.schema.names).fillna(0).astype(int)
+        return frame.sort_index()
 
     def status(self) -> dict[str, Any]:
         """The program's state as plain data (no holdout numbers)."""
@@ -548,9 +686,12 @@ class Program:
         self,
         *,
         team: str,
-        model: str | Path,
+        model: bytes | str | Path,
         group: str | None = None,
-        group_model: str | Path | None = None,
+        group_model: bytes | str | Path | None = None,
+        request_id: str | None = None,
+        model_name: str | None = None,
+        group_model_name: str | None = None,
         decision_seconds: float | str | None = None,
         wait: bool = True,
     ) -> SubmissionResult:
@@ -560,20 +701,30 @@ class Program:
         ----------
         team : str
             Who submits.
-        model : path
-            The model h, an ONNX or skops file.
+        model : bytes or path
+            The model h: an ONNX or skops file, or its bytes.
         group : str, optional
             The group g as an expression, e.g. ``'age >= 60 and sex == "Female"'``.
-        group_model : path, optional
-            The group g as a classifier file (label 1 = in the group), instead of ``group``.
-
+        group_model : bytes or path, optional
+            The group g as a classifier (label 1 = in the group), instead of ``group``.
+        request_id : str, optional
+            The caller's id for this request, kept in the log: a service finds the decision
+            of a request again with :meth:`find_submission` after a crash.
+        model_name, group_model_name : str, optional
+            Names for models given as bytes (default: the file name, or ``model``).
         decision_seconds : float or "auto", optional
             Return a decision that consulted the holdout this many seconds after the holdout
             run started, whatever happened there (default: the program's
-            ``limits.decision_seconds``; ``"auto"``: a delay fixed by the public run's time).
+            ``limits.decision_seconds``; ``"auto"``: a delay fixed before the holdout run
+            from the public run's prediction time).
         wait : bool
             Sleep until that time before returning (default). With ``False`` the result's
             ``reveal_at`` says when the decision may be shown.
+
+        Returns
+        -------
+        SubmissionResult
+            Everything the log recorded about the submission that a submitter may see.
 
         Every outcome is recorded in the log. A submission refused on public data leaves
         the model and the checker's budget exactly as they were; one that ran on the
@@ -581,6 +732,9 @@ class Program:
         """
         if not team or not str(team).strip() or len(team) > 100:
             raise InputError("the team name is empty or longer than 100 characters", fix="pass --team NAME")
+        if request_id is not None and (not str(request_id).strip() or len(str(request_id)) > 200):
+            raise InputError("the request id is empty or longer than 200 characters", fix="pass a short unique id")
+        model_label = _display_name(model, model_name, "model")
         with self._locked():
             record: dict[str, Any] = {
                 "type": "submission",
@@ -588,16 +742,20 @@ class Program:
                 "time": _now(),
                 "team": str(team),
                 "version_before": self.version,
-                "group": {"expr": group} if group is not None else {"name": Path(str(group_model)).name},
-                "model": {"name": Path(str(model)).name},
+                "group": {"expr": group} if group is not None else {"name": _display_name(group_model, group_model_name, "group")},
+                "model": {"name": model_label},
             }
+            if request_id is not None:
+                record["request_id"] = str(request_id)
             try:
-                outcome = self._check(record, model=model, group=group, group_model=group_model, decision_seconds=decision_seconds)
+                outcome = self._check(
+                    record, model=model, group=group, group_model=group_model, decision_seconds=decision_seconds,
+                    names=(model_label, record["group"].get("name", "group")),
+                )
             except SandboxError as exc:
                 outcome = ("rejected", exc.message, exc.kind, [], self.state, {})
             except GroupwiseError as exc:
-                kind = "exhausted" if exc.problem.startswith("holdout exhausted") else "group-size" if isinstance(exc, _GroupSize) else "input"
-                outcome = ("rejected", exc.message, kind, [], self.state, {})
+                outcome = ("rejected", exc.message, error_kind(exc), [], self.state, {})
             decision, reason, kind, nodes, state, public = outcome
             reveal_at = float(record.pop("_reveal_at", 0.0))
             record.update({
@@ -616,33 +774,57 @@ class Program:
             self.state = state
             if nodes:
                 self._public = {}
-            result = SubmissionResult(
-                id=record["id"], team=record["team"], decision=decision, reason=reason, reason_kind=kind,
-                version_before=record["version_before"], version_after=record["version_after"],
-                repairs=max(0, len(nodes) - 1), reveal_at=reveal_at, **public,
-            )
+            result = SubmissionResult.from_record(record, reveal_at=reveal_at)
         if wait and reveal_at > time.time():
             # Outside the lock: other submissions go on while this one's answer waits.
             time.sleep(reveal_at - time.time())
         return result
 
-    def _store(self, path: str | Path, what: str) -> tuple[str, bytes]:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"the {what} file {str(path)!r} does not exist", fix="check the path")
+    def find_submission(self, *, request_id: str | None = None, model_sha256: str | None = None) -> list[SubmissionResult]:
+        """Logged submissions with this request id, or whose model has this SHA-256, oldest first.
+
+        A service that died between the engine's decision and its own record finds the
+        decision again by the request's id (or, for logs without one, the upload's hash),
+        never by names a second request could share.
+        """
+        if request_id is None and model_sha256 is None:
+            raise InputError("find_submission needs a request id or a model hash", fix="pass request_id= or model_sha256=")
+        found = []
+        for record in self.records:
+            if record.get("type") != "submission":
+                continue
+            if request_id is not None and record.get("request_id") != request_id:
+                continue
+            if model_sha256 is not None and str(record.get("model", {}).get("file", "")).split(".", 1)[0] != model_sha256:
+                continue
+            found.append(SubmissionResult.from_record(record))
+        return found
+
+    def _store(self, source: bytes | str | Path, what: str, name: str) -> tuple[str, bytes]:
         cap = int(self.limits.max_upload_mb * 1024 * 1024)
-        if path.stat().st_size > cap:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data = bytes(source)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise InputError(f"the {what} file {str(path)!r} does not exist", fix="check the path")
+            if path.stat().st_size > cap:
+                raise InputError(
+                    f"the {what} file {name!r} is {path.stat().st_size / 1e6:.1f} MB, over the limit of {self.limits.max_upload_mb:g} MB",
+                    fix="submit a smaller model",
+                )
+            data = path.read_bytes()
+        if len(data) > cap:
             raise InputError(
-                f"the {what} file {path.name!r} is {path.stat().st_size / 1e6:.1f} MB, over the limit of {self.limits.max_upload_mb:g} MB",
+                f"the {what} file {name!r} is {len(data) / 1e6:.1f} MB, over the limit of {self.limits.max_upload_mb:g} MB",
                 fix="submit a smaller model",
             )
-        data = path.read_bytes()
-        kind = sniff_format(data, name=path.name)
+        kind = sniff_format(data, name=name)
         return f"{_sha256_bytes(data)}.{kind}", data
 
     def _check(
-        self, record: dict[str, Any], *, model: str | Path, group: str | None, group_model: str | Path | None,
-        decision_seconds: float | str | None = None,
+        self, record: dict[str, Any], *, model: bytes | str | Path, group: str | None, group_model: bytes | str | Path | None,
+        decision_seconds: float | str | None = None, names: tuple[str, str] = ("model", "group"),
     ) -> tuple:
         if self.state.exhausted:
             raise exhausted_error(self.state)
@@ -655,21 +837,21 @@ class Program:
             # is refused at once and its error can never depend on the holdout.
             parse_group(group, columns=self.schema.names).evaluate(self.frame("train"))
             ref = GroupRef(expr=group)
-        model_file, model_bytes = self._store(model, "model")
+        model_file, model_bytes = self._store(model, "model", names[0])
         record["model"]["file"] = model_file
-        files = {"h": (self.root / "store" / model_file, Path(str(model)).name)}
+        files = {"h": (self.root / "store" / model_file, names[0])}
         roles = {"h": "model"}
         if group_model is not None:
-            group_file, group_bytes = self._store(group_model, "group model")
+            group_file, group_bytes = self._store(group_model, "group model", names[1])
             record["group"]["model"] = group_file
             ref = GroupRef(model=group_file)
-            files["g"] = (self.root / "store" / group_file, Path(str(group_model)).name)
+            files["g"] = (self.root / "store" / group_file, names[1])
             roles["g"] = "group"
         # Files go to the store before they run, so every checked submission can be replayed.
         for key, (dest, _) in files.items():
             if not dest.exists():
                 dest.write_bytes(model_bytes if key == "h" else group_bytes)
-        with Evaluation(files, self._inputs(PUBLIC), self.schema, limits=self.limits, private=self._inputs(["holdout"])) as ev:
+        with Evaluation(files, self._inputs(PUBLIC), self.schema, limits=self.limits, private=self._inputs(["holdout"]), isolation=self.isolation) as ev:
             # Everything a submitter may learn about the submission itself comes from here:
             # the file, the limits and the outputs, checked on the public splits only.
             outputs = self._check_outputs(ev.run_public(), files, roles)
@@ -682,7 +864,7 @@ class Program:
                     + (" (it is empty)" if public_rows == 0 else ""),
                     fix="choose a larger group",
                 )
-            delay = self._decision_delay(decision_seconds, ev.public_seconds)
+            delay = self._decision_delay(decision_seconds, ev.predict_seconds)
             record["_reveal_at"] = time.time() + delay if delay > 0 else 0.0
             holdout: dict[str, npt.NDArray[Any]] | None
             try:
@@ -702,14 +884,15 @@ class Program:
         masks["holdout"] = holdout["mask"]
         return self._decide(ref, model_file, masks, {"holdout": holdout["pred"], "test": outputs[("h", "test")]}, team=record["team"], sid=record["id"])
 
-    def _decision_delay(self, decision_seconds: float | str | None, public_seconds: float) -> float:
+    def _decision_delay(self, decision_seconds: float | str | None, predict_seconds: float) -> float:
         value = self.limits.decision_seconds if decision_seconds is None else decision_seconds
         if value == "auto":
-            # A delay fixed by what the public run took (the submitter can time that anyway):
-            # room for the holdout's rows at a third of the public speed, plus start-up.
+            # Fixed before the holdout run, from what the public run took (which the submitter
+            # can time anyway): three seconds, plus four times the public prediction time
+            # scaled to the holdout's rows. A model slower than that on the holdout is stopped.
             sizes = self.config["sizes"]
             ratio = max(1.0, sizes["holdout"] / max(1, sizes["train"] + sizes["test"]))
-            return float(min(self.limits.wall_seconds, 2.0 + 3.0 * public_seconds * ratio))
+            return float(min(self.limits.wall_seconds, 3.0 + 4.0 * max(0.0, predict_seconds) * ratio))
         return max(0.0, float(value))  # type: ignore[arg-type]
 
     def _charged_rejection(self) -> tuple:
@@ -719,7 +902,12 @@ class Program:
     def _decide(self, ref: GroupRef, model_file: str, masks: dict, preds: dict, *, team: str, sid: str) -> tuple:
         holdout = self._holdout_state()
         before = self.version
-        accepted, state, steps = run_update(holdout, self.state, _group_key(ref), masks["holdout"], preds["holdout"])
+        try:
+            accepted, state, steps = run_update(holdout, self.state, _group_key(ref), masks["holdout"], preds["holdout"])
+        except RepairScanCut as cut:
+            # Rebuilt from the log on next use: the scan changed the holdout's tables.
+            self._holdout = None
+            return ("rejected", SCAN_CUT + exhausted_error(cut.state).message, "exhausted", [], cut.state, {})
         if not accepted:
             return ("rejected", CHECK_REJECTED, "check", [], state, {})
         if _group_key(ref) not in [_group_key(g) for g in self._group_refs]:
@@ -760,13 +948,14 @@ class Program:
         as logged. An empty list means the log reproduces the program's state.
         """
         fresh = Program(self.root, self.config)
+        fresh.isolation = self.isolation
         fresh._arrays = self._arrays
         fresh._frames = self._frames
         problems: list[str] = []
         for record in self.records:
             if record["type"] != "submission":
                 continue
-            if record["reason_kind"] not in ("", "check"):
+            if record["reason_kind"] not in ("", "check") and not str(record.get("reason", "")).startswith(SCAN_CUT):
                 fresh.state = CheckerState(fresh.state.epsilon, fresh.state.max_queries, **record["checker"])
                 continue
             group = record["group"]
@@ -802,8 +991,55 @@ class Program:
         return pd.DataFrame(rows)
 
 
-class _GroupSize(InputError):
-    pass
+class GroupSizeError(InputError):
+    """The group holds fewer public rows than the program's minimum."""
+
+    kind = "group-size"
+
+
+_GroupSize = GroupSizeError  # the name it had
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``reason_kind`` of an engine exception: its ``kind`` field, ``input`` by default."""
+    return str(getattr(exc, "kind", None) or "input")
+
+
+def create_program(
+    directory: str | Path,
+    *,
+    data: Any = None,
+    example: str | None = None,
+    target: str | None = None,
+    features: Sequence[str] | str | None = None,
+    **options: Any,
+) -> tuple[Program, list[str]]:
+    """Create a program from data or from a built-in example (``"adult"``).
+
+    What ``groupwise bounty init`` and a service's admin do. ``options`` go to
+    :meth:`Program.create`. Returns the program and the warnings its creation gave
+    (a holdout below the bound of DESIGN.md), as text, for the caller to show.
+    """
+    from groupwise._io import split_names
+    from groupwise.bounty._data import ADULT_FEATURES, load_adult
+
+    if (data is None) == (example is None):
+        raise InputError("init needs either --data or --example", fix="pass --data FILE --target COLUMN, or --example adult")
+    if example is not None:
+        if example != "adult":
+            raise InputError(f"the example {example!r} is not known", fix="use --example adult")
+        frame: Any = load_adult()
+        target = target or "income"
+        names: list[str] | None = split_names(features) or list(ADULT_FEATURES)
+    else:
+        if not target:
+            raise InputError("--target is missing", fix="pass --target with the label column")
+        frame = data
+        names = split_names(features) or None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        program = Program.create(directory, frame, target=str(target), features=names, **options)
+    return program, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
 def _train_base(kind: str, X: npt.NDArray[np.float32], y: npt.NDArray[Any], task: str, seed: int, n_estimators: int, store: Path) -> bytes:
