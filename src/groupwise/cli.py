@@ -467,7 +467,7 @@ def bounty_init(
     test_size: Annotated[float, typer.Option("--test-size", help="Fraction of rows in the public test split.")] = 0.2,
     holdout_size: Annotated[float, typer.Option("--holdout-size", help="Fraction of rows in the private holdout.")] = 0.4,
     max_queries: Annotated[int, typer.Option("--max-queries", help="Holdout query budget.")] = 10_000,
-    min_group_size: Annotated[int, typer.Option("--min-group-size", help="Smallest group (holdout rows) a submission may target.")] = 30,
+    min_group_size: Annotated[int, typer.Option("--min-group-size", help="Smallest group a submission may target, counted in rows of the public train and test splits.")] = 30,
 ) -> None:
     """Create a bounty program: public train and test splits, a private holdout, a base model.
 
@@ -539,6 +539,7 @@ def bounty_status(
     server: Annotated[Optional[str], typer.Option(help="URL of a bounty service.")] = None,
     token: Annotated[Optional[str], typer.Option(envvar="GROUPWISE_TOKEN", help="Your team's API token (shows your own submissions too).")] = None,
     program: Annotated[Optional[str], typer.Option(help="The program on the server (default: its only one).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Also draw each group's error across versions to this PNG file.")] = None,
 ) -> None:
     """The model's versions, error trajectory and per-group errors on the public test split."""
     if server is not None:
@@ -550,7 +551,7 @@ def bounty_status(
         raise GroupwiseError("no program directory was given", fix="pass DIR, or --server URL")
     from groupwise.bounty._cli import status_cmd
 
-    status_cmd(directory, console=_console())
+    status_cmd(directory, plot=plot, console=_console())
 
 
 @bounty_app.command("worker")
