@@ -204,6 +204,14 @@ def test_children_no_worse_than_a_parent_are_not_candidates_and_near_duplicates_
         if "hum" in s["expression"] and s["order"] == 2:
             assert s["discovery"]["value"] > first["discovery"]["value"]
     assert any("merged" in sentence for sentence in result.findings())
+    # A confirmed refinement of the hum slice names it, and says whether it is worse still.
+    assert any(s["within"] for s in result.confirmed)
+    for s in result.confirmed:
+        if s["order"] == 2 and "hum" in s["expression"]:
+            assert s["within"] == first["expression"]
+            assert s["worse_than_within"] == (s["confirmation"]["value"] > first["confirmation"]["value"])
+        if s["order"] == 1:
+            assert s["within"] is None
 
 
 # ---------------------------------------------------------------------------

@@ -378,7 +378,9 @@ class SliceResult:
         ``confirmation`` (``n``, ``clusters``, ``value``, ``ci_low``, ``ci_high``, ``gap``,
         ``gap_ci_low``, ``gap_ci_high``, ``p_value``, ``p_adjusted``, ``test``,
         ``status``), ``confirmed`` and ``merged`` (near-duplicates folded into it, with
-        their Jaccard similarity on the discovery rows).
+        their Jaccard similarity on the discovery rows), ``within`` (the confirmed slice
+        it refines, if any) and ``worse_than_within`` (whether it is worse than that slice
+        on the confirmation half; if not, its gap is only the larger slice's).
     predicates : list of dict
         Per feature: its kind, how it was cut, and its predicates.
     settings : dict
@@ -425,6 +427,7 @@ class SliceResult:
                     "ci_high": x["confirmation"]["ci_high"],
                     "gap": x["confirmation"]["gap"],
                     "p_adjusted": x["confirmation"]["p_adjusted"],
+                    "within": x.get("within"),
                 }
                 for x in self.confirmed
             ],
@@ -483,6 +486,14 @@ class SliceResult:
                 "No slice was confirmed: the slices that looked worst on the discovery half were not "
                 "significantly worse than the rest on the confirmation half."
             )
+        inherited = [x for x in self.confirmed if x.get("within") and not x.get("worse_than_within")]
+        if inherited:
+            out.append(
+                f"{len(inherited)} confirmed slice(s) are refinements of a confirmed slice and are no worse than it "
+                "on the confirmation half, so their gap is the larger slice's: "
+                + "; ".join(f"{x['expression']} (within {x['within']})" for x in inherited[:5])
+                + (" ..." if len(inherited) > 5 else "") + "."
+            )
         merged = [(x["expression"], m["expression"]) for x in self.slices for m in x["merged"]]
         if merged:
             out.append(
@@ -507,6 +518,8 @@ class SliceResult:
         for x in self.slices:
             d, c = x["discovery"], x["confirmation"]
             status = "[bold red]CONFIRMED[/]" if x["confirmed"] else f"[dim]{c['status']}[/]"
+            if x["confirmed"] and x.get("within") and not x.get("worse_than_within"):
+                status = "[red]confirmed[/] [dim](inherits a larger slice's gap)[/]"
             if x["merged"]:
                 status += f" [dim](+{len(x['merged'])} merged)[/]"
             table.add_row(
@@ -836,6 +849,7 @@ def slices(
             "confirmed": bool(g.get("flagged")) and gap is not None and gap > 0,
             "merged": merged,
         })
+    _mark_refinements(out, [sl for sl, _, _ in kept])
     settings = {
         "metric": spec.name,
         "features": names,
@@ -879,6 +893,23 @@ def slices(
     }
     predicates = [{"feature": f.name, "kind": f.kind, "note": f.note, "predicates": list(f.texts)} for f in feats]
     return SliceResult(spec.name, spec.description, overall, out, predicates, settings)
+
+
+def _mark_refinements(out: list[dict[str, Any]], kept: list[Slice]) -> None:
+    """Say which confirmed slice each candidate refines (its predicates include all of
+    another confirmed slice's), and whether it is worse than that slice on the
+    confirmation half too: a refinement that is not only inherits its parent's gap."""
+    for x, sl in zip(out, kept):
+        x["within"] = None
+        x["worse_than_within"] = None
+        parents = [(y, other) for y, other in zip(out, kept)
+                   if y["confirmed"] and len(other) < len(sl) and set(other) <= set(sl)]
+        if not parents:
+            continue
+        y, _ = max(parents, key=lambda item: item[0]["confirmation"]["value"] or 0.0)
+        x["within"] = y["expression"]
+        mine, theirs = x["confirmation"]["value"], y["confirmation"]["value"]
+        x["worse_than_within"] = None if mine is None or theirs is None else bool(mine > theirs)
 
 
 def _text(feats: list[_Feature], sl: Slice) -> str:
