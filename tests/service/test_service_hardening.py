@@ -40,10 +40,11 @@ def dying_child(signal_name: str) -> list[str]:
 
 
 def dormant_loop_model(path: Path) -> Path:
-    """An ONNX model that predicts class 0, after looping int(max(u)) times.
+    """An ONNX model that predicts class 0, after looping int(max(u)) times and filling a
+    tensor of int(max(v)) numbers.
 
-    On the public data u < 1, so it passes every check at once; a row with u = 1e12 makes
-    it loop for hours.
+    On the public data u, v < 1, so it passes every check at once; a row with u = 1e12
+    makes it loop for hours, one with v = 1e11 asks for 400 GB.
     """
     import onnx
     from onnx import TensorProto, helper
@@ -70,7 +71,13 @@ def dormant_loop_model(path: Path) -> Path:
         helper.make_node("ReduceMax", ["u"], ["u_max"], keepdims=0),
         helper.make_node("Cast", ["u_max"], ["trips"], to=TensorProto.INT64),
         helper.make_node("Loop", ["trips", "true", "acc0"], ["acc"], body=body),
-        helper.make_node("Mul", ["u", "acc"], ["scaled"]),
+        helper.make_node("Gather", ["X", "one_index"], ["v"], axis=1),
+        helper.make_node("ReduceMax", ["v"], ["v_max"], keepdims=1),
+        helper.make_node("Cast", ["v_max"], ["size"], to=TensorProto.INT64),
+        helper.make_node("ConstantOfShape", ["size"], ["filled"]),
+        helper.make_node("ReduceSum", ["filled"], ["total"], keepdims=0),
+        helper.make_node("Add", ["acc", "total"], ["acc_total"]),
+        helper.make_node("Mul", ["u", "acc_total"], ["scaled"]),
         helper.make_node("Mul", ["scaled", "zero_float"], ["zeros"]),
         helper.make_node("Cast", ["zeros"], ["label"], to=TensorProto.INT64),
     ]
@@ -81,6 +88,7 @@ def dormant_loop_model(path: Path) -> Path:
         [helper.make_tensor_value_info("label", TensorProto.INT64, [None])],
         [
             helper.make_tensor("zero_index", TensorProto.INT64, [], [0]),
+            helper.make_tensor("one_index", TensorProto.INT64, [], [1]),
             helper.make_tensor("true", TensorProto.BOOL, [], [True]),
             helper.make_tensor("acc0", TensorProto.FLOAT, [], [0.0]),
             helper.make_tensor("zero_float", TensorProto.FLOAT, [], [0.0]),
@@ -96,7 +104,7 @@ def dormant_loop_model(path: Path) -> Path:
 # --- 1. accepted models never run in the web process ---------------------------------------
 
 
-def test_a_dormant_loop_fails_only_its_own_request(sqlite_url, models, tmp_path):
+def test_a_dormant_loop_or_allocation_fails_only_its_own_request(sqlite_url, models, tmp_path):
     loop = dormant_loop_model(tmp_path / "loop.onnx")
     program = make_program(tmp_path / "loop-program", {**models, "zero": loop})
     settings = service_settings(sqlite_url, predict_cpu_seconds=2, predict_wall_seconds=60)
@@ -109,6 +117,8 @@ def test_a_dormant_loop_fails_only_its_own_request(sqlite_url, models, tmp_path)
         assert hostile.status_code == 422
         assert hostile.headers["content-type"] == "application/json"
         assert "CPU-time limit of 2 s" in hostile.json()["detail"]
+        greedy = service.client.post(url, json={"rows": [{**ROW, "v": 1e11}]})
+        assert greedy.status_code == 422 and "memory limit" in greedy.json()["detail"], greedy.text
         # The web process is unharmed and answers the next request at once.
         assert service.client.get("/api/v1/health").json()["status"] == "ok"
         assert service.client.post(url, json={"rows": [ROW]}).json()["predictions"] == ["no"]

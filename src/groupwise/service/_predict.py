@@ -231,10 +231,12 @@ def _wait_ready(process: subprocess.Popen[bytes], timeout: float) -> bool:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    # Only before the child is reaped: until then its pid (and group id) cannot be reused.
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
@@ -465,6 +467,12 @@ def _main() -> int:
         result = {"predict": _predict, "export": _export}[job["op"]](job)
     except MemoryError:
         result = {"ok": False, "kind": "memory", "reason": "memory"}
+    except Exception as exc:  # noqa: BLE001 - whatever a model library raises ends as one plain answer
+        # onnxruntime reports a failed allocation as its own exception type.
+        if "alloc" in str(exc).lower():
+            result = {"ok": False, "kind": "memory", "reason": "memory"}
+        else:
+            result = {"ok": False, "kind": "model", "reason": "the current model failed on these rows"}
     out.write(json.dumps(result).encode("utf-8") + b"\n")
     out.flush()
     return 0
