@@ -136,3 +136,11 @@ def test_conflicting_provenance_refused_unless_allowed(v1, tmp_path):
     assert not (tmp_path / "card").exists()
     out = build(v1 / "card.yaml", v1 / "audit.json", lastmile=tmp_path / "lastmile.json", out=tmp_path / "card", allow_mixed=True)
     assert json.loads((out / "card.json").read_text())["provenance"]["accent"]["provenance"] == "synthetic"
+
+
+def test_unspecified_provenance_is_no_conflict(v1, tmp_path):
+    audit = json.loads((v1 / "audit.json").read_text())
+    audit["provenance"]["accent"] = {"provenance": "unspecified", "protected": False}
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    out = build(v1 / "card.yaml", tmp_path / "audit.json", lastmile=v1 / "lastmile.json", out=tmp_path / "card")
+    assert json.loads((out / "card.json").read_text())["provenance"]["accent"]["provenance"] == "synthetic"

@@ -25,8 +25,11 @@ def test_card_examples_run(v1, tmp_path, monkeypatch):
     """The section's blocks, in order, from the files the README's earlier examples write."""
     import groupwise
 
-    groupwise.speech_example(6000, n_speakers=240, seed=0).drop(columns=["true_rate"]).to_csv(tmp_path / "hyps.csv", index=False)
-    for name in ("audit.json", "lastmile.json", "coverage.json"):
+    df = groupwise.speech_example(6000, n_speakers=240, seed=0).drop(columns=["true_rate"])
+    df.to_csv(tmp_path / "hyps.csv", index=False)
+    # As in the README: the audit records no provenance, the speech last-mile test says 'synthetic'.
+    groupwise.audit(df, by=["accent", "accent,noise"], cluster="speaker").to_json(tmp_path / "audit.json")
+    for name in ("lastmile.json", "coverage.json"):
         shutil.copy(v1 / name, tmp_path / name)
     env = {**os.environ, "COLUMNS": "120"}
     monkeypatch.chdir(tmp_path)
@@ -43,6 +46,8 @@ def test_card_examples_run(v1, tmp_path, monkeypatch):
             else:
                 res = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
             assert res.returncode == 0, f"{line}\n{res.stdout}\n{res.stderr}"
+    card = __import__("json").loads((tmp_path / "card" / "card.json").read_text())
+    assert card["provenance"]["accent"]["provenance"] == "synthetic"
     for path in ("card/card.html", "card/exports/every_eval_ever.json", "card-v2/card.json", "card-diff/diff.html", "card-py/card.md"):
         assert (tmp_path / path).exists(), path
 

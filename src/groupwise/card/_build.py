@@ -106,7 +106,8 @@ def _provenance(*sources: dict[str, Any]) -> dict[str, Any]:
                 synthetic=p == "synthetic",
                 self_reported=p == "self_reported",
             )
-            out.setdefault(column, entry)
+            if column not in out or out[column]["provenance"] == "unspecified":
+                out[column] = entry  # a source that says where a column comes from beats one that does not
     return out
 
 
@@ -114,7 +115,11 @@ def _provenance_conflicts(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     def p(entry: Any) -> str:
         return str(entry.get("provenance", "unspecified")) if isinstance(entry, dict) else str(entry)
 
-    return [f"{c!r} ({p(a[c])} and {p(b[c])})" for c in a if c in b and p(a[c]) != p(b[c])]
+    return [
+        f"{c!r} ({p(a[c])} and {p(b[c])})"
+        for c in a
+        if c in b and p(a[c]) != p(b[c]) and "unspecified" not in (p(a[c]), p(b[c]))
+    ]
 
 
 def _fairness(audit: dict[str, Any]) -> dict[str, Any]:
