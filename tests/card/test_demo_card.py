@@ -15,7 +15,7 @@ from groupwise.card._schema import card_schema, schema_errors
 def test_speech_demo_card(v1, tmp_path):
     for name in ("audit.json", "lastmile.json", "coverage.json"):
         shutil.copy(v1 / name, tmp_path / name)
-    folder = write_demo_card(tmp_path, kind="speech")
+    [folder] = write_demo_card(tmp_path, kind="speech")
     assert folder == tmp_path / "card"
     about = yaml.safe_load((tmp_path / "card.yaml").read_text())
     assert about["evaluation_data"]["synthetic"] is True
@@ -30,6 +30,19 @@ def test_speech_demo_card(v1, tmp_path):
 
 def test_simulated_demo_card(v1, tmp_path):
     shutil.copy(v1 / "audit.json", tmp_path / "audit.json")
-    card = json.loads((write_demo_card(tmp_path, kind="simulated") / "card.json").read_text())
+    [folder] = write_demo_card(tmp_path, kind="simulated")
+    card = json.loads((folder / "card.json").read_text())
     assert card["about"]["evaluation_data"]["synthetic"] is True
     assert card["robustness"] is None and card["coverage"] is None
+
+
+def test_one_card_per_recogniser(v1, v2, tmp_path):
+    for name, source in (("pocketsphinx", v1), ("whisper", v2)):
+        for kind in ("audit", "lastmile", "coverage"):
+            shutil.copy(source / f"{kind}.json", tmp_path / f"{kind}_{name}.json")
+    folders = write_demo_card(tmp_path, kind="speech")
+    assert folders == [tmp_path / "card" / "pocketsphinx", tmp_path / "card" / "whisper"]
+    names = [json.loads((f / "card.json").read_text())["service"]["name"] for f in folders]
+    assert names == ["groupwise demo: PocketSphinx with a domain language model", "groupwise demo: Whisper tiny.en"]
+    assert (tmp_path / "card_whisper.yaml").exists()
+    assert write_demo_card(tmp_path / "card", kind="speech") == []

@@ -91,22 +91,47 @@ def demo_about(kind: str) -> dict:
     }
 
 
-def write_demo_card(out: str | Path, *, kind: str) -> Path:
-    """Write ``out/card.yaml`` and build ``out/card/`` from the demo's JSON results."""
+_RECOGNISERS = {"pocketsphinx": "PocketSphinx with a domain language model", "whisper": "Whisper tiny.en"}
+
+
+def _one(out: Path, kind: str, suffix: str, name: str | None, folder: Path) -> Path:
     import yaml
 
     from groupwise.card._build import build
 
-    out = Path(out)
-    about = out / "card.yaml"
+    fields = demo_about(kind)
+    if name is not None:
+        fields["service"]["name"] = f"groupwise demo: {_RECOGNISERS.get(name, name)}"
+    about = out / f"card{suffix}.yaml"
     about.write_text(
         "# The service card of the groupwise demo. The voices are synthetic.\n"
-        + yaml.safe_dump(demo_about(kind), sort_keys=False, allow_unicode=True, width=100),
+        + yaml.safe_dump(fields, sort_keys=False, allow_unicode=True, width=100),
         encoding="utf-8",
     )
+    lastmile, coverage = out / f"lastmile{suffix}.json", out / f"coverage{suffix}.json"
     return build(
-        about, out / "audit.json",
-        lastmile=out / "lastmile.json" if (out / "lastmile.json").exists() else None,
-        coverage=out / "coverage.json" if (out / "coverage.json").exists() else None,
-        export="mct,hf,eee", out=out / "card",
+        about, out / f"audit{suffix}.json", lastmile=lastmile if lastmile.exists() else None,
+        coverage=coverage if coverage.exists() else None, export="mct,hf,eee", out=folder,
     )
+
+
+def write_demo_card(out: str | Path, *, kind: str) -> list[Path]:
+    """Write the demo's ``card.yaml`` and build its card(s) from the JSON results in ``out``.
+
+    With ``out/audit.json`` the card goes to ``out/card/``; with one audit per recogniser
+    (``audit_NAME.json``, with ``lastmile_NAME.json`` and ``coverage_NAME.json``) each
+    recogniser gets ``out/card_NAME.yaml`` and ``out/card/NAME/``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The card folders.
+    """
+    out = Path(out)
+    if (out / "audit.json").exists():
+        return [_one(out, kind, "", None, out / "card")]
+    names = sorted(p.stem[len("audit_"):] for p in out.glob("audit_*.json"))
+    if not names:
+        return []
+    (out / "card").mkdir(exist_ok=True)
+    return [_one(out, kind, f"_{name}", name, out / "card" / name) for name in names]
