@@ -100,5 +100,9 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, console: An
     )
     report = out / "report.html"
     report.write_text(html, encoding="utf-8")
+    from groupwise.card._demo import write_demo_card
+
+    for folder in write_demo_card(out, kind="simulated"):
+        console.print(f"Wrote the service card {folder / 'card.html'}")
     console.print(f"Wrote {report} in {time.perf_counter() - start:.1f} s.")
     return report

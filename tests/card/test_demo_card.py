@@ -46,3 +46,14 @@ def test_one_card_per_recogniser(v1, v2, tmp_path):
     assert names == ["groupwise demo: PocketSphinx with a domain language model", "groupwise demo: Whisper tiny.en"]
     assert (tmp_path / "card_whisper.yaml").exists()
     assert write_demo_card(tmp_path / "card", kind="speech") == []
+
+
+def test_demo_writes_its_card(tmp_path):
+    from groupwise._demo import run_demo
+
+    report = run_demo(tmp_path, quick=True)
+    card = json.loads((report.parent / "card" / "card.json").read_text())
+    assert card["about"]["evaluation_data"]["synthetic"] is True
+    assert card["coverage"] is not None and len(card["fairness"]["groups"]) > 20
+    assert "synthetic" in (report.parent / "card.yaml").read_text()
+    assert (report.parent / "card" / "exports" / "every_eval_ever.json").exists()

@@ -127,5 +127,9 @@ def run_speech_demo(
     )
     report = out / "report.html"
     report.write_text(html, encoding="utf-8")
+    from groupwise.card._demo import write_demo_card
+
+    for folder in write_demo_card(out, kind="speech"):
+        console.print(f"Wrote the service card {folder / 'card.html'}")
     console.print(f"Wrote {report} in {time.perf_counter() - start:.0f} s.")
     return report
