@@ -91,3 +91,19 @@ def test_create_program_lives_in_the_engine(tmp_path, models):
     assert program.config["sizes"]["train"] > 0 and any("fewer than" in n for n in notes)
     with pytest.raises(Exception, match="either --data or --example"):
         create_program(tmp_path / "q")
+
+
+def test_the_web_views_get_the_groups_across_versions_from_the_engine(program, models):
+    pytest.importorskip("sqlalchemy")
+    from groupwise.service.engine import EngineViews
+
+    program.submit(team="a", group="u > 0.5", model=models["u"])
+    views = EngineViews()
+    try:
+        data = views.group_trajectories(str(program.root))
+        assert data["versions"] == [0, 1] and list(data["groups"]) == ["u > 0.5"]
+        assert data["groups"]["u > 0.5"][1] < data["groups"]["u > 0.5"][0]
+        assert views.group_trajectories_png(str(program.root))[:4] == b"\x89PNG"
+        assert views.feature_usage(str(program.root))["teams"] == ["a"]
+    finally:
+        views.close()

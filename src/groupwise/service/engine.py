@@ -148,11 +148,36 @@ class EngineViews:
 
         return self._cached(directory, "groups", build)
 
-    def feature_usage(self, directory: str) -> dict[str, Any]:
-        from groupwise.bounty._cli import feature_usage
+    def group_trajectories(self, directory: str) -> dict[str, Any]:
+        """Each group's public-test loss at every version (the bias bounty's main figure).
+
+        ``{"versions": [...], "kinds": [...], "overall": [...], "groups": {name: [loss or None, ...]}}``.
+        """
 
         def build(program: Any) -> dict[str, Any]:
-            frame = feature_usage(program)
+            frame = program.group_trajectories()
+            names = [c for c in frame.columns if c not in ("version", "kind", "test_loss")]
+            return {
+                "versions": [int(v) for v in frame["version"]],
+                "kinds": [str(k) for k in frame["kind"]],
+                "overall": [_finite(v) for v in frame["test_loss"]],
+                "groups": {str(name): [_finite(v) for v in frame[name]] for name in names},
+            }
+
+        return self._cached(directory, "group-trajectories", build)
+
+    def group_trajectories_png(self, directory: str) -> bytes:
+        """:meth:`group_trajectories` drawn as a PNG by the engine."""
+
+        def build(program: Any) -> bytes:
+            with self._plot_lock, tempfile.TemporaryDirectory(prefix="groupwise-plot-") as tmp:
+                return program.plot_group_trajectories(Path(tmp) / "groups.png").read_bytes()
+
+        return self._cached(directory, "group-trajectories.png", build)
+
+    def feature_usage(self, directory: str) -> dict[str, Any]:
+        def build(program: Any) -> dict[str, Any]:
+            frame = program.feature_usage()
             return {
                 "features": [str(c) for c in frame.columns],
                 "teams": [str(t) for t in frame.index],

@@ -5,15 +5,17 @@ A job moves ``queued -> running -> decided``. A worker claims one with a lease
 same row; on SQLite one worker runs inside the web process) and renews the lease while it
 works. A job whose lease ran out (its worker died) is claimed again.
 
-The decision itself is the engine's: :meth:`groupwise.bounty.Program.submit` does the
-contained evaluation, the checker and the append-only log, under the engine's lock on the
-program directory, always against the version that is current in the log. Around it the
-worker holds a second lock on the directory (``.service.lock``) for the whole
-evaluate-and-record step, which makes a crash recoverable: if the worker dies after the
-engine logged a decision but before the database recorded it, the next worker finds that
-log record (a submission record no database row claims yet, with this job's team, group
-and model file) and records it instead of submitting again. So every submission is decided
-exactly once and nothing is lost.
+The decision itself is the engine's: the worker calls :meth:`groupwise.bounty.Program.submit`
+with the uploaded bytes and a request id, and records the typed result it returns. The
+engine does the contained evaluation, the checker and the append-only log, under its lock on
+the program directory, always against the version that is current in the log. Around it the
+worker holds a second lock on the directory (``.service.lock``) for the evaluate step, which
+makes a crash recoverable: if the worker dies after the engine logged a decision but before
+the database recorded it, the next worker finds that decision by the job's request id (which
+names the job and the SHA-256 of its upload) and records it instead of submitting again. So
+every submission is decided exactly once and nothing is lost. A decision that consulted the
+holdout is recorded (and so shown) no earlier than the engine's ``reveal_at``: a fixed delay
+after the holdout run started, so its timing tells nothing about the holdout.
 
 The ``programs.version`` column is compare-and-set from the version the engine decided
 against (``UPDATE programs SET version = after WHERE id = ? AND version = before``). When
@@ -25,10 +27,10 @@ which is the state of record, and the mismatch is written to the audit log.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -46,7 +48,7 @@ from groupwise.service import models as m
 from groupwise.service.core.config import Settings
 from groupwise.service.core.db import make_engine, make_sessionmaker
 
-__all__ = ["Worker", "program_lock", "run_worker"]
+__all__ = ["Worker", "program_lock", "run_worker", "worker_isolation"]
 
 log = logging.getLogger("groupwise.service.worker")
 
@@ -63,10 +65,38 @@ def program_lock(directory: str | Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def job_request_id(job: int, created: datetime, model: bytes) -> str:
+    """The id a job's request carries into the engine's log: the job, when it was queued and
+    the SHA-256 of its model upload, so no other job (not even one of a recreated database
+    with the same row id) can adopt its decision after a crash."""
+    digest = hashlib.sha256(model).hexdigest()[:16]
+    return f"job-{job}-{created.replace(microsecond=0).isoformat()}-{digest}"
+
+
 def _safe_name(name: str, default: str) -> str:
     # The engine logs the file's name and quotes it in reasons; keep it but make it a plain name.
     base = Path(name or default).name.strip().replace("\x00", "")
     return base[:120] or default
+
+
+def worker_isolation(settings: Settings) -> str:
+    """The sandbox isolation a worker runs submissions with; refuses to run without it.
+
+    Submissions run in Linux namespaces (bubblewrap) so that a model can read nothing but
+    its inputs and reach no network. Without bubblewrap a worker does not start unless the
+    setting ``extra={"allow_unisolated": true}`` says so explicitly.
+    """
+    from groupwise.bounty._sandbox import isolation_available
+
+    allow = bool(settings.extra.get("allow_unisolated", False))
+    why = isolation_available()
+    if why is not None and not allow:
+        raise RuntimeError(
+            f"the evaluation worker will not run submissions without isolation: {why}. Fix: install bubblewrap "
+            '(apt-get install bubblewrap), or set extra={"allow_unisolated": true} in the service settings '
+            "where nothing else is reachable from the worker"
+        )
+    return "auto" if allow else "required"
 
 
 class Worker:
@@ -89,6 +119,7 @@ class Worker:
         self.stop_event = threading.Event()
         self._wake = threading.Event()
         self.processed = 0
+        self.isolation = worker_isolation(settings)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -244,66 +275,75 @@ class Worker:
             files = {u.role: (u.filename, u.data) for u in session.scalars(select(m.Upload).where(m.Upload.submission_id == job))}
             claimed_ids = set(session.scalars(select(m.Submission.engine_id).where(
                 m.Submission.program_id == program_row.id, m.Submission.engine_id.is_not(None))))
+        request_id = job_request_id(job, facts["created"], files["model"][1])
 
         with program_lock(directory):
             program = Program.load(directory)
-            record = self._orphan_record(program, team, facts, claimed_ids)
-            adopted = record is not None
-            if record is None and facts["attempts"] > self.settings.max_attempts:
+            program.isolation = self.isolation
+            result = self._orphan_result(program, request_id, files["model"][1], claimed_ids)
+            adopted = result is not None
+            if result is None and facts["attempts"] > self.settings.max_attempts:
                 self._give_up(job, facts)
                 return
-            if record is None:
+            if result is None:
                 self._pause("before-engine")
-                with tempfile.TemporaryDirectory(prefix="groupwise-job-") as tmp:
-                    paths: dict[str, Path] = {}
-                    for role, (filename, data) in files.items():
-                        folder = Path(tmp) / role
-                        folder.mkdir()
-                        paths[role] = folder / _safe_name(filename, f"{role}.onnx")
-                        paths[role].write_bytes(data)
-                    result = program.submit(team=team, model=paths["model"], group=facts["group"], group_model=paths.get("group"))
-                record = next(r for r in reversed(program.records) if r.get("type") == "submission" and r.get("id") == result.id)
+                group_file = files.get("group")
+                result = program.submit(
+                    team=team,
+                    model=files["model"][1],
+                    model_name=_safe_name(files["model"][0], "model.onnx"),
+                    group=facts["group"],
+                    group_model=group_file[1] if group_file else None,
+                    group_model_name=_safe_name(group_file[0], "group.onnx") if group_file else None,
+                    request_id=request_id,
+                    decision_seconds=self.settings.extra.get("decision_seconds", "auto"),
+                    wait=False,
+                )
                 self._pause("after-engine")
-            self._record(job, record, program, adopted=adopted)
+            status = program.status()
+            version = program.version
+        # The decision is shown no earlier than the engine says, whatever happened on the
+        # holdout; the program's lock is free meanwhile, and the lease is still renewed.
+        delay = result.reveal_at - time.time()
+        if delay > 0 and not adopted:
+            time.sleep(delay)
+        self._record(job, result, status, version, adopted=adopted)
 
     @staticmethod
-    def _orphan_record(program: Any, team: str, facts: dict[str, Any], claimed: set[str]) -> dict[str, Any] | None:
-        """The engine's record of this job if a previous attempt logged it and then died."""
-        created = facts["created"].replace(microsecond=0).isoformat()
-        for record in program.records:
-            if record.get("type") != "submission" or record["id"] in claimed or record.get("team") != team:
-                continue
-            if str(record.get("time", ""))[:19] < created:
-                continue
-            group = record.get("group", {})
-            same_group = group.get("expr") == facts["group"] if facts["group"] is not None else group.get("name") == _safe_name(facts["group_file"] or "", "group.onnx")
-            if same_group and record.get("model", {}).get("name") == _safe_name(facts["model"], "model.onnx"):
-                return record
-        return None
+    def _orphan_result(program: Any, request_id: str, model: bytes, claimed: set[str]) -> Any:
+        """The engine's result for this job if a previous attempt logged it and then died.
 
-    def _record(self, job: int, record: dict[str, Any], program: Any, *, adopted: bool) -> None:
-        status = program.status()
-        public = record.get("public") or {}
+        Matched by the job's request id (which names the job and the upload's hash), or for
+        a log written before request ids, by the upload's content hash among unclaimed records.
+        """
+        found = [r for r in program.find_submission(request_id=request_id) if r.id not in claimed]
+        if found:
+            return found[-1]
+        digest = hashlib.sha256(model).hexdigest()
+        legacy = [r for r in program.find_submission(model_sha256=digest) if r.id not in claimed and r.request_id is None]
+        return legacy[-1] if legacy else None
+
+    def _record(self, job: int, result: Any, status: dict[str, Any], version: int, *, adopted: bool) -> None:
         with self.sessions() as session:
             sub = session.get(m.Submission, job, with_for_update=True)
             assert sub is not None
             if sub.status == "decided" or sub.lease_owner != self.name:
-                # Lost the lease while working: the new holder will find this record in the
-                # log and record it; writing here would race with it.
+                # Lost the lease while working: the new holder will find this decision in
+                # the log and record it; writing here would race with it.
                 session.rollback()
                 log.warning("job %s: lease lost before recording; left to its new owner", job)
                 return
-            before, after = int(record["version_before"]), int(record["version_after"])
+            before, after = int(result.version_before), int(result.version_after)
             sub.status = "decided"
             sub.decided_at = crud.now()
-            sub.decision = str(record["decision"])
-            sub.reason = str(record["reason"])
-            sub.reason_kind = str(record["reason_kind"])
-            sub.engine_id = str(record["id"])
+            sub.decision = str(result.decision)
+            sub.reason = str(result.reason)
+            sub.reason_kind = str(result.reason_kind)
+            sub.engine_id = str(result.id)
             sub.version_before, sub.version_after = before, after
-            sub.repairs = max(0, len(record.get("nodes", [])) - 1)
+            sub.repairs = int(result.repairs)
             for key in ("test_loss_before", "test_loss_after", "group_test_loss_before", "group_test_loss_after"):
-                setattr(sub, key, public.get(key))
+                setattr(sub, key, getattr(result, key))
             sub.lease_owner, sub.lease_expires_at = None, None
             swapped = session.execute(
                 update(m.ProgramRow)
@@ -312,9 +352,9 @@ class Worker:
             ).rowcount
             if swapped != 1:
                 current = session.scalar(select(m.ProgramRow.version).where(m.ProgramRow.id == sub.program_id))
-                session.execute(update(m.ProgramRow).where(m.ProgramRow.id == sub.program_id).values(version=program.version))
+                session.execute(update(m.ProgramRow).where(m.ProgramRow.id == sub.program_id).values(version=version))
                 crud.audit(session, actor=f"worker {self.name}", action="version-resync", target=sub.program.slug, result="ok",
-                           detail=f"database had version {current}, the decision was made against {before}; the log is at {program.version}")
+                           detail=f"database had version {current}, the decision was made against {before}; the log is at {version}")
             row = session.get(m.ProgramRow, sub.program_id)
             assert row is not None
             crud.mirror(row, status)
