@@ -3,7 +3,8 @@
 Plain Python, no web framework: a :class:`Program` stored in a directory with an
 append-only log, the :class:`PointerDecisionList` it deploys, the checker that alone
 reads the private holdout, safe model loading (ONNX and skops, never pickle), a sandbox
-for evaluating submissions, and automated hunters. The command-line program wraps the
+that evaluates submissions on the public splits first and isolates them with bubblewrap,
+and automated hunters. The command-line program wraps the
 functions of :mod:`groupwise.bounty._cli`.
 """
 
@@ -13,8 +14,8 @@ from groupwise.bounty._data import ADULT_FEATURES, holdout_bound, load_adult
 from groupwise.bounty._hunters import STRATEGIES, hunt
 from groupwise.bounty._loss import Loss, parse_loss
 from groupwise.bounty._pdl import Bundle, GroupRef, Node, PointerDecisionList, load_bundle
-from groupwise.bounty._program import Program, SubmissionResult
-from groupwise.bounty._sandbox import Limits, SandboxError
+from groupwise.bounty._program import GroupSizeError, Program, SubmissionResult, create_program
+from groupwise.bounty._sandbox import IsolationUnavailable, Limits, SandboxError
 from groupwise.bounty._schema import Feature, Schema
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "CheckerState",
     "Feature",
     "GroupRef",
+    "GroupSizeError",
     "HoldoutExhausted",
+    "IsolationUnavailable",
     "Limits",
     "Loss",
     "Node",
@@ -33,6 +36,7 @@ __all__ = [
     "SandboxError",
     "Schema",
     "SubmissionResult",
+    "create_program",
     "export_onnx",
     "holdout_bound",
     "hunt",
