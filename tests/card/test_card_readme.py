@@ -17,8 +17,16 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _section() -> str:
-    text = README.read_text(encoding="utf-8")
-    return text.split("## Service card", 1)[1].split("\n## ", 1)[0]
+    """The README's '## Service card' section, up to the next level-2 heading outside a code block."""
+    lines = README.read_text(encoding="utf-8").split("\n## Service card\n", 1)[1].splitlines()
+    fenced, out = False, []
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        elif line.startswith("## ") and not fenced:
+            break
+        out.append(line)
+    return "\n".join(out)
 
 
 def test_card_examples_run(v1, tmp_path, monkeypatch):
@@ -33,7 +41,7 @@ def test_card_examples_run(v1, tmp_path, monkeypatch):
         shutil.copy(v1 / name, tmp_path / name)
     env = {**os.environ, "COLUMNS": "120"}
     monkeypatch.chdir(tmp_path)
-    blocks = re.findall(r"```(\w+)\n(.*?)```", _section(), flags=re.S)
+    blocks = [b for b in re.findall(r"```(\w+)\n(.*?)```", _section(), flags=re.S) if b[0] != "markdown"]
     assert [lang for lang, _ in blocks] == ["bash", "bash", "python"]
     for lang, body in blocks:
         if lang == "python":
@@ -64,3 +72,11 @@ def test_every_card_option_is_in_the_readme(command):
         for opt in param.opts:
             if opt.startswith("--") and opt != "--help":
                 assert f"`{opt}" in section or f" {opt} " in section, opt
+
+
+def test_readme_excerpt_matches_a_card():
+    """The excerpt of the demo's card.md in the README is what the renderer writes."""
+    excerpt = re.search(r"```markdown\n(.*?)```", _section(), flags=re.S).group(1)
+    assert excerpt.startswith("# groupwise demo recogniser 1.0: service card")
+    assert "**The evaluation data are synthetic.**" in excerpt
+    assert "| group | n | clusters | wer | 95% interval | gap | p adj. | status |" in excerpt

@@ -48,6 +48,7 @@ _CORRECTIONS = {
     "bh": "Benjamini-Hochberg (controls the false discovery rate)",
     "none": "none",
 }
+_CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
 _COMPARE = {"overall": "the overall value", "complement": "the rest of the data", "best": "the best group of the family"}
 
 GLOSSARY = {
@@ -227,12 +228,16 @@ def _fmt(value: Any, metric: str) -> str:
     return f"{100 * value:.1f}%" if metric in PERCENT_METRICS else f"{value:.4g}"
 
 
+def _num(x: Any) -> str:
+    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else "?"
+
+
 def _findings(card: dict[str, Any]) -> list[str]:
     m = card["metric"]["name"]
     o = card["overall"]
     out = [
         f"Overall {card['metric']['description']}: {_fmt(o.get('value'), m)} ({_fmt(o.get('ci_low'), m)} to "
-        f"{_fmt(o.get('ci_high'), m)}) over {o.get('n', '?')} examples from {o.get('clusters', '?')} clusters."
+        f"{_fmt(o.get('ci_high'), m)}) over {_num(o.get('n'))} examples from {_num(o.get('clusters'))} clusters."
     ]
     groups = card["fairness"]["groups"]
     flagged = [g for g in groups if g.get("flagged")]
@@ -242,10 +247,13 @@ def _findings(card: dict[str, Any]) -> list[str]:
         p_text = f"adjusted p {p:.3g}, " if isinstance(p, (int, float)) else ""
         out.append(
             f"{g['label']}: {_fmt(g.get('value'), m)}, {g.get('direction') or 'different'} than {meth['reference']} "
-            f"({p_text}{meth['correction']} correction)."
+            f"({p_text}{_CORRECTION_NAMES.get(meth['correction'], meth['correction'])} correction)."
         )
     if not flagged:
-        out.append(f"No group differs significantly from {meth['reference']} after {meth['correction']} correction.")
+        out.append(
+            f"No group differs significantly from {meth['reference']} after "
+            f"{_CORRECTION_NAMES.get(meth['correction'], meth['correction'])} correction."
+        )
     thin = card["fairness"]["insufficient"]
     if thin:
         out.append(f"Insufficient data for {len(thin)} group(s): {', '.join(thin[:8])}{' and more' if len(thin) > 8 else ''}.")

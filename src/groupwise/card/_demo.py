@@ -77,7 +77,7 @@ def demo_about(kind: str) -> dict:
     return {
         "service": {
             "name": "groupwise demo recogniser",
-            "version": "demo",
+            "version": "1.0",
             "as_of": today,
             "owner": "groupwise demo",
             "task": "automatic-speech-recognition",
