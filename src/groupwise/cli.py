@@ -278,6 +278,7 @@ def corpus_synth(
     domain: Annotated[str, typer.Option(help="Sentence domain: clinical or general.")] = "clinical",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Annotated[int, typer.Option(help="Processes.")] = 1,
+    engine: Annotated[str, typer.Option(help="espeak, or piper (the neural voice en_US-joe-medium, CC0; accents through its eSpeak phoneme language).")] = "espeak",
     check_accents: Annotated[bool, typer.Option("--check-accents/--no-check-accents", help="Refuse voices that read the sentences with eSpeak's English translator or sound like an English variety.")] = True,
 ) -> None:
     """Synthesise an accented English test corpus with eSpeak NG (marked synthetic).
@@ -289,7 +290,7 @@ def corpus_synth(
 
     manifest = synthesize_corpus(
         out, accents=split_names(accents), speakers=speakers, utterances=utterances, domain=domain, seed=seed,
-        workers=workers, check_accents=check_accents,
+        workers=workers, check_accents=check_accents, engine=engine,
     )
     measured = manifest.drop_duplicates("accent")[["accent", "english_read", "phoneme_edit_rate", "nearest_english"]]
     _console().print(measured.to_string(index=False), highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from groupwise._errors import InputError
@@ -47,3 +48,21 @@ def test_corpus_synth_refuses_them_before_writing_anything(tmp_path):
         tmp_path / "d", accents=["ar"], speakers=1, utterances=1, progress=False, check_accents=False
     )
     assert manifest["english_read"].iloc[0] == 1.0 and manifest["nearest_english"].iloc[0] == "en-gb"
+
+
+def test_piper_voice_with_an_espeak_accent(tmp_path):
+    from groupwise.speech._audio import read_audio
+
+    manifest = synthesize_corpus(
+        tmp_path / "p", accents=["en-us", "es"], speakers=2, utterances=1, progress=False, engine="piper"
+    )
+    assert set(manifest["synthesiser"]) == {"piper"} and manifest["voice"].str.startswith("piper:").all()
+    assert manifest.attrs["provenance"]["synthesiser"] == "synthetic"
+    clips = {row.speaker: read_audio(tmp_path / "p" / row.audio)[0] for row in manifest.itertuples()}
+    assert all(np.abs(c).max() > 0.1 for c in clips.values())
+    # Speakers differ by speaking rate; the Spanish rules give the same voice other
+    # phonemes for the same sentence, so other audio.
+    assert manifest.groupby("accent").rate.nunique().min() == 2
+    assert len(clips["en-us-00"]) != len(clips["es-00"])
+    with pytest.raises(InputError, match="engine"):
+        synthesize_corpus(tmp_path / "q", accents=["en-us"], progress=False, engine="festival")
