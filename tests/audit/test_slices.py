@@ -155,6 +155,19 @@ def test_a_planted_slice_is_recovered_and_confirmed_slices_are_truly_worse():
     assert truly_worse == confirmed
 
 
+def test_a_larger_slice_bad_only_through_a_confirmed_refinement_says_so():
+    plant = lambda d: (d["noise"] == "hum") & (d["snr_db"] <= 7.5)  # noqa: E731
+    frame, planted = simulate(1001, n_speakers=120, plant=plant, effect=2.0)
+    result = run(frame, 1)
+    carried = {s["expression"]: s["carried_by"] for s in result.confirmed if s["carried_by"]}
+    assert carried, [s["expression"] for s in result.confirmed]
+    for expression, carriers in carried.items():
+        inside = parse_group(expression).evaluate(frame)
+        assert planted[inside].mean() < 0.5  # the larger slice is mostly unplanted rows
+        assert any(_jaccard(parse_group(c).evaluate(frame), planted) >= 0.5 for c in carriers)
+    assert any("mostly through a confirmed refinement" in sentence for sentence in result.findings())
+
+
 def test_a_planted_slice_is_the_top_discovery_and_is_found_on_tabular_data():
     rng = np.random.default_rng(7)
     n = 6000
@@ -206,6 +219,7 @@ def test_children_no_worse_than_a_parent_are_not_candidates_and_near_duplicates_
     assert any("merged" in sentence for sentence in result.findings())
     # A confirmed refinement of the hum slice names it, and says whether it is worse still.
     assert any(s["within"] for s in result.confirmed)
+    assert first["carried_by"] is None  # hum is bad in all its rows
     for s in result.confirmed:
         if s["order"] == 2 and "hum" in s["expression"]:
             assert s["within"] == first["expression"]

@@ -380,7 +380,9 @@ class SliceResult:
         ``status``), ``confirmed`` and ``merged`` (near-duplicates folded into it, with
         their Jaccard similarity on the discovery rows), ``within`` (the confirmed slice
         it refines, if any) and ``worse_than_within`` (whether it is worse than that slice
-        on the confirmation half; if not, its gap is only the larger slice's).
+        on the confirmation half; if not, its gap is only the larger slice's), and
+        ``carried_by`` (confirmed refinements without whose rows a confirmed slice keeps
+        less than half of its gap over the data outside it, on the confirmation half).
     predicates : list of dict
         Per feature: its kind, how it was cut, and its predicates.
     settings : dict
@@ -428,6 +430,7 @@ class SliceResult:
                     "gap": x["confirmation"]["gap"],
                     "p_adjusted": x["confirmation"]["p_adjusted"],
                     "within": x.get("within"),
+                    "carried_by": x.get("carried_by"),
                 }
                 for x in self.confirmed
             ],
@@ -494,6 +497,14 @@ class SliceResult:
                 + "; ".join(f"{x['expression']} (within {x['within']})" for x in inherited[:5])
                 + (" ..." if len(inherited) > 5 else "") + "."
             )
+        carried = [x for x in self.confirmed if x.get("carried_by")]
+        if carried:
+            out.append(
+                f"{len(carried)} confirmed slice(s) are worse than the rest mostly through a confirmed refinement "
+                "(without its rows, the slice keeps less than half of its gap): "
+                + "; ".join(f"{x['expression']} (through {' or '.join(x['carried_by'])})" for x in carried[:5])
+                + (" ..." if len(carried) > 5 else "") + "."
+            )
         merged = [(x["expression"], m["expression"]) for x in self.slices for m in x["merged"]]
         if merged:
             out.append(
@@ -520,6 +531,8 @@ class SliceResult:
             status = "[bold red]CONFIRMED[/]" if x["confirmed"] else f"[dim]{c['status']}[/]"
             if x["confirmed"] and x.get("within") and not x.get("worse_than_within"):
                 status = "[red]confirmed[/] [dim](inherits a larger slice's gap)[/]"
+            if x["confirmed"] and x.get("carried_by"):
+                status = "[red]confirmed[/] [dim](mostly through a refinement)[/]"
             if x["merged"]:
                 status += f" [dim](+{len(x['merged'])} merged)[/]"
             table.add_row(
@@ -850,6 +863,18 @@ def slices(
             "merged": merged,
         })
     _mark_refinements(out, [sl for sl, _, _ in kept])
+    if any(x["confirmed"] for x in out):
+        conf = contributions(conf_frame, spec, metric_columns, normalizer=normalizer)
+        masks = []
+        for sl, _, _ in kept:
+            m = np.ones(len(conf_frame), bool)
+            for f, p in sl:
+                m &= feats[f].table[:, p][feats[f].codes[~disc_rows]]
+            masks.append(m)
+        _mark_carriers(out, [sl for sl, _, _ in kept], masks, conf.num.astype(float), conf.den.astype(float))
+    else:
+        for x in out:
+            x["carried_by"] = None
     settings = {
         "metric": spec.name,
         "features": names,
@@ -910,6 +935,32 @@ def _mark_refinements(out: list[dict[str, Any]], kept: list[Slice]) -> None:
         x["within"] = y["expression"]
         mine, theirs = x["confirmation"]["value"], y["confirmation"]["value"]
         x["worse_than_within"] = None if mine is None or theirs is None else bool(mine > theirs)
+
+
+def _mark_carriers(out: list[dict[str, Any]], kept: list[Slice], masks: list[npt.NDArray[np.bool_]],
+                   num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> None:
+    """Say which confirmed refinements carry a confirmed slice's gap: without the rows of one
+    of them, the rest of the slice keeps less than half of its gap over the data outside it
+    (on the confirmation half, point estimates). ``noise == "hum"`` is then bad mostly
+    because ``noise == "hum" and snr_db <= 5`` is."""
+    for x, sl, mask in zip(out, kept, masks):
+        x["carried_by"] = None
+        if not x["confirmed"]:
+            continue
+        value = x["confirmation"]["value"]
+        outside = ~mask
+        if value is None or den[outside].sum() <= 0:
+            continue
+        reference = num[outside].sum() / den[outside].sum()
+        carriers = []
+        for y, other, m in zip(out, kept, masks):
+            worse = y["confirmation"]["value"] is not None and y["confirmation"]["value"] > value
+            if y["confirmed"] and worse and len(other) > len(sl) and set(sl) <= set(other):
+                rest = mask & ~m
+                # "Carried": without T's rows, S keeps less than half of its gap over the rest.
+                if den[rest].sum() > 0 and num[rest].sum() / den[rest].sum() - reference < 0.5 * (value - reference):
+                    carriers.append(y["expression"])
+        x["carried_by"] = carriers or None
 
 
 def _text(feats: list[_Feature], sl: Slice) -> str:
