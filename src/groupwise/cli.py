@@ -61,11 +61,11 @@ def audit(
     cluster: Annotated[Optional[str], typer.Option(help="Column of the independently sampled unit (speaker, person).")] = None,
     compare: Annotated[str, typer.Option(help="Reference of every gap: overall, complement (the rest) or best.")] = "overall",
     correction: Annotated[str, typer.Option(help="Multiplicity correction across all groups: holm, bh or none.")] = "holm",
-    test: Annotated[str, typer.Option(help="How gaps are tested: auto (permutation where clusters are nested in groups, else bootstrap), bootstrap or permutation.")] = "auto",
-    n_perm: Annotated[Optional[int], typer.Option("--n-perm", help="Permutations for the permutation test (default: enough for the correction).")] = None,
+    test: Annotated[str, typer.Option(help="How gaps are tested: auto or t (cluster-robust t with small-sample corrections), or permutation (studentised; clusters nested in groups).")] = "auto",
+    n_perm: Annotated[Optional[int], typer.Option("--n-perm", help="Permutations for --test permutation (default: enough for the correction).")] = None,
     alpha: Annotated[float, typer.Option(help="Flag groups whose corrected p-value is at most this.")] = 0.05,
     confidence: Annotated[float, typer.Option(help="Level of every interval.")] = 0.95,
-    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap replicates (0: point estimates only).")] = 1000,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="0: point estimates only (intervals and tests are analytic; other values are recorded).")] = 1000,
     min_clusters: Annotated[int, typer.Option(help="Fewer clusters than this: 'insufficient', no interval or test.")] = 10,
     min_examples: Annotated[int, typer.Option(help="Fewer examples than this: 'insufficient'.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap; same seed, same numbers.")] = 0,
@@ -137,6 +137,8 @@ def coverage_cmd(
         Optional[float], typer.Option("--target-half-width", help="Wanted interval half-width per cell (0.02 = 2 WER points).")
     ] = None,
     confidence: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+    alpha: Annotated[float, typer.Option(help="Test level behind each cell's detectable gap (divided by the number of cells).")] = 0.05,
+    strength: Annotated[Optional[int], typer.Option(help="Also propose a t-way covering set of combinations to collect (2: every pair of values).")] = None,
     min_clusters: Annotated[int, typer.Option(help="Cells with fewer clusters are 'thin'.")] = 10,
     min_examples: Annotated[int, typer.Option(help="Cells with fewer examples are 'thin'.")] = 30,
     reference: Annotated[str, typer.Option(help="Reference transcript column.")] = "reference",
@@ -160,6 +162,8 @@ def coverage_cmd(
         metric=None if metric == "none" else metric,
         target_half_width=target_half_width,
         confidence=confidence,
+        alpha=alpha,
+        strength=strength,
         min_clusters=min_clusters,
         min_examples=min_examples,
         reference=reference,
@@ -403,8 +407,9 @@ def lastmile_cmd(
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Recogniser option KEY=VALUE. Repeatable.")] = None,
     workers: Annotated[int, typer.Option(help="Processes.")] = 1,
     cache: Annotated[Optional[Path], typer.Option(help="Cache directory.")] = None,
-    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap replicates.")] = 1000,
-    test: Annotated[str, typer.Option(help="Interaction test: auto, bootstrap or permutation.")] = "auto",
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Recorded only (intervals are analytic).")] = 1000,
+    test: Annotated[str, typer.Option(help="Interaction test: auto or t (paired cluster-robust t).")] = "auto",
+    scale: Annotated[str, typer.Option(help="Interaction scale: relative (ratio of ratios; a condition that multiplies everyone alike flags nobody) or absolute (WER points).")] = "relative",
     correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
     alpha: Annotated[float, typer.Option(help="Flag interactions whose corrected p-value is at most this.")] = 0.05,
     min_clusters: Annotated[int, typer.Option(help="Fewer speakers than this: insufficient.")] = 5,
@@ -440,9 +445,24 @@ def lastmile_cmd(
         frame.attrs["provenance"] = corpus.attrs.get("provenance", {})
     result = lastmile(
         frame, by=by, cluster=cluster, n_boot=n_boot, test=test, correction=correction, alpha=alpha,
-        min_clusters=min_clusters, seed=seed, normalize=_normalizer(normalize),
+        min_clusters=min_clusters, seed=seed, normalize=_normalizer(normalize), scale=scale,
+        names=_condition_names(frame),
     )
     _show(result, console, json_out=json_out, plot=plot)
+
+
+def _condition_names(frame: object) -> dict[str, str]:
+    """Readable names of the speech conditions in a transcripts table (spec -> name)."""
+    from groupwise.speech._conditions import parse_condition
+
+    names = {}
+    columns = getattr(frame, "columns", [])
+    for spec in dict.fromkeys(frame["condition"] if "condition" in columns else []):  # type: ignore[index]
+        try:
+            names[str(spec)] = parse_condition(str(spec)).name
+        except Exception:  # not a speech condition: keep the label
+            names[str(spec)] = str(spec)
+    return names
 
 
 bounty_app = typer.Typer(help="Algorithmic bias bounty: programs, submissions, hunters, bundles.", no_args_is_help=True)

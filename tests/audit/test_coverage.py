@@ -52,10 +52,26 @@ def test_planned_clusters_reach_the_target_width():
     for _ in range(5):
         big = simulate(needed)
         out = analyse(num=big.num.to_numpy(), den=big.den.to_numpy(), cluster=big.spk.to_numpy(), n_clusters=needed,
-                      families=[Family("c", np.zeros(len(big), dtype=np.int64), [{"c": 1}])], n_boot=300)
+                      families=[Family("c", np.zeros(len(big), dtype=np.int64), [{"c": 1}])], kind="count")
         g = out["groups"][0]
         widths.append((g["ci_high"] - g["ci_low"]) / 2)
-    assert 0.014 < np.median(widths) < 0.028
+    # The audit's own half-width at the planned size reaches the target (within noise).
+    assert 0.017 < np.median(widths) <= 0.0215, widths
+    smaller = coverage(simulate(needed - 5), dims="cell", cluster="spk", metric="ratio", target_half_width=0.02)
+    assert smaller.cells[0]["more_clusters"] >= 1
+
+
+def test_detectable_gap_shrinks_with_the_plan_and_covering_set(speech_df):
+    result = coverage(speech_df, dims="accent,noise", cluster="speaker", metric="wer", target_half_width=0.02, strength=2)
+    for c in result.cells:
+        if c["status"] != "empty" and c["more_clusters"]:
+            assert c["detectable_gap_planned"] < c["detectable_gap"]
+    combos = {(c["cell"]["accent"], c["cell"]["noise"]) for c in result.covering}
+    # 2-way over two dimensions is the full factorial.
+    assert len(combos) == len(result.cells)
+    wide = coverage(speech_df.assign(device=speech_df.speaker.str[-1]), dims="accent,noise,device", metric=None, strength=2)
+    assert 0 < len(wide.covering) < len(wide.cells)
+    assert {"cell", "in_data"} <= set(wide.covering[0])
 
 
 def test_empty_cells_use_the_pooled_variance(speech_df):

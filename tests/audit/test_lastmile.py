@@ -42,7 +42,7 @@ def test_deltas_and_a_real_interaction():
         d = hum[hum.accent == a].num.sum() / hum[hum.accent == a].den.sum() - base[base.accent == a].num.sum() / base[base.accent == a].den.sum()
         assert g["delta"] == pytest.approx(d)
         assert g["delta_ci_low"] <= g["delta"] <= g["delta_ci_high"]
-        assert g["test"] == "permutation"
+        assert g["test"] == "cluster-robust t"
     flagged = [g["group"]["accent"] for g in c["groups"] if g["flagged"]]
     assert flagged == ["a2"]
     assert c["groups"][2]["direction"] == "larger"
@@ -59,10 +59,11 @@ def test_no_interaction_under_the_null():
     assert flags <= 2
 
 
-def test_bootstrap_test_and_json(tmp_path):
-    r = lastmile(paired(extra={0: 0.2}), by="accent", metric="ratio", n_boot=300, test="bootstrap")
-    assert {g["test"] for g in r.conditions[0]["groups"]} == {"bootstrap"}
+def test_absolute_scale_and_json(tmp_path):
+    r = lastmile(paired(extra={0: 0.2}), by="accent", metric="ratio", scale="absolute")
+    assert {g["interaction_scale"] for g in r.conditions[0]["groups"]} == {"difference of deltas"}
     assert r.conditions[0]["groups"][0]["flagged"]
+    assert "absolute (points) scale" in r.findings()[0]
     r.to_json(tmp_path / "l.json")
     data = json.loads((tmp_path / "l.json").read_text())
     assert data["baseline"] == "baseline" and data["findings"]
@@ -86,6 +87,63 @@ def test_bad_input():
         lastmile(df[df.condition == "baseline"], by="accent", metric="ratio")
     with pytest.raises(InputError, match="group column 'nope'"):
         lastmile(df, by="nope", metric="ratio")
-    crossed = df.assign(accent=np.where(df.index % 2 == 0, "x", "y"))
-    with pytest.raises(InputError, match="nested"):
-        lastmile(crossed, by="accent", metric="ratio", test="permutation", n_boot=50)
+    with pytest.raises(InputError, match="valid when groups differ in speaker spread"):
+        lastmile(df, by="accent", metric="ratio", test="permutation")
+    with pytest.raises(InputError, match="'scale' parameter"):
+        lastmile(df, by="accent", metric="ratio", scale="log")
+
+
+def _multiplied(seed, mult=1.5, speakers=12):
+    """Every speaker's error rate multiplied by ``mult`` under the condition; accents differ at baseline."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, rate in enumerate([0.05, 0.1, 0.2, 0.35]):
+        for s in range(speakers):
+            effect = np.exp(rng.normal(0, 0.4) - 0.08)
+            for u in range(8):
+                words = int(rng.integers(5, 15))
+                base = rng.poisson(words * rate * effect)
+                extra = rng.poisson(words * rate * effect * (mult - 1))
+                for cond, k in (("baseline", base), ("hum", base + extra)):
+                    rows.append({"audio": f"{g}-{s}-{u}", "accent": f"a{g}", "speaker": f"{g}-{s}", "condition": cond,
+                                 "num": k, "den": words})
+    return pd.DataFrame(rows)
+
+
+def test_a_condition_that_multiplies_everyone_is_an_interaction_only_on_the_absolute_scale():
+    rel = abs_ = 0
+    for seed in range(6):
+        df = _multiplied(seed)
+        rel += any(g["flagged"] for g in lastmile(df, by="accent", metric="ratio").conditions[0]["groups"])
+        abs_ += any(g["flagged"] for g in lastmile(df, by="accent", metric="ratio", scale="absolute").conditions[0]["groups"])
+    assert rel <= 1
+    assert abs_ >= 5
+    sentence = lastmile(_multiplied(0), by="accent", metric="ratio").findings()[0]
+    assert "relative (ratio) scale" in sentence
+
+
+def test_rows_without_a_group_value_are_in_no_group_comparison():
+    df = paired(extra={2: 0.15})
+    df["accent"] = df["accent"].astype(object)
+    # Speakers of a3 lose their accent: they must not count in "the rest" of any group.
+    df.loc[df.accent == "a3", "accent"] = None
+    r = lastmile(df, by="accent", metric="ratio")
+    labelled = df[df.accent.notna()]
+    g0 = r.conditions[0]["groups"][0]
+    rest = labelled[labelled.accent != "a0"]
+    b, h = rest[rest.condition == "baseline"], rest[rest.condition == "hum"]
+    assert g0["rest_delta"] == pytest.approx(h.num.sum() / h.den.sum() - b.num.sum() / b.den.sum())
+    assert r.settings["rows_without_group"] == int(df.accent.isna().sum())
+    # ... while the overall delta uses every row.
+    b, h = df[df.condition == "baseline"], df[df.condition == "hum"]
+    assert r.conditions[0]["overall"]["delta"] == pytest.approx(h.num.sum() / h.den.sum() - b.num.sum() / b.den.sum())
+
+
+def test_interaction_intervals_agree_with_p_values():
+    for seed in range(4):
+        for scale in ("relative", "absolute"):
+            r = lastmile(paired(seed=seed, extra={1: 0.04 * seed}), by="accent", metric="ratio", scale=scale)
+            for g in r.conditions[0]["groups"]:
+                null = 1.0 if g["interaction_scale"] == "ratio of ratios" else 0.0
+                excludes = g["interaction_ci_low"] > null or g["interaction_ci_high"] < null
+                assert excludes == (g["p_value"] < 0.05)

@@ -21,11 +21,60 @@ from groupwise._provenance import Provenance
 from groupwise.audit._result import AuditResult
 from groupwise.audit._stats import Family, analyse
 
+INFERENCE_NOTE = (
+    "cluster-robust t test of each gap: CR2 (Bell-McCaffrey) variance from per-cluster sums, "
+    "Satterthwaite degrees of freedom from effective numbers of clusters, never less variance than "
+    "the count model at the pooled rate; gap, ratio (Fieller) and p-value from one statistic"
+)
+VALUE_INTERVAL_NOTE = {
+    "count": "exact Poisson (Garwood) interval on the effective number of words, design effect from the "
+    "cluster-robust variance or a negative-binomial speaker model, whichever is larger, Korn-Graubard df factor",
+    "binary": "Clopper-Pearson interval on the effective sample size, design effect from the cluster-robust "
+    "variance or an intra-cluster correlation model, whichever is larger, Korn-Graubard df factor",
+    "continuous": "Student t interval with the CR2 cluster-robust standard error and Kish effective clusters - 1 df",
+}
+
+
+def metric_kind(kind: str, num: np.ndarray, den: np.ndarray) -> str:
+    """The count model of precomputed ``num``/``den`` (``metric="ratio"``), read from the data.
+
+    Whole non-negative numbers are counts (errors in words: Poisson with overdispersion),
+    and counts no larger than a 0/1 denominator are 0/1 outcomes (binomial); anything else
+    gets no count model (cluster-robust variance only).
+
+    Examples
+    --------
+    >>> metric_kind("continuous", np.array([0., 2., 1.]), np.array([5., 7., 3.]))
+    'count'
+    >>> metric_kind("continuous", np.array([0.5, 2.]), np.array([1., 1.]))
+    'continuous'
+    """
+    if kind != "continuous" or num.size == 0:
+        return kind
+    whole = bool(np.all(num >= 0) and np.all(np.mod(num, 1) == 0) and np.all(den >= 0))
+    if not whole:
+        return "continuous"
+    if np.all(np.isin(den, (0.0, 1.0))) and np.all(num <= den):
+        return "binary"
+    return "count"
+
+
+def check_test(test: str) -> str:
+    """The test option; the bootstrap test of earlier versions is refused with the reason."""
+    if test in ("auto", "t", "permutation"):
+        return test
+    if test == "bootstrap":
+        raise InputError(
+            "test='bootstrap' (--test bootstrap) is no longer offered: its t test with a bootstrap standard "
+            "error flagged too often with heterogeneous speakers and with few errors",
+            fix="use test='auto' (the default), 't' or 'permutation'",
+        )
+    raise InputError(f"the 'test' parameter is {test!r}", fix="use one of auto, t, permutation")
+
 __all__ = ["audit"]
 
 _COMPARES = ("overall", "complement", "best")
 _CORRECTIONS = ("holm", "bh", "none")
-_TESTS = ("auto", "bootstrap", "permutation")
 
 
 def audit(
@@ -85,25 +134,35 @@ def audit(
     correction : {"holm", "bh", "none"}, default="holm"
         Multiplicity correction across every group tested in the run: Holm controls the
         family-wise error rate, Benjamini-Hochberg (``"bh"``) the false discovery rate.
-    test : {"auto", "bootstrap", "permutation"}, default="auto"
-        How each gap is tested. ``"permutation"`` shuffles groups among clusters (exact
-        when clusters are nested in groups, as speakers in accents are); ``"bootstrap"`` is
-        a t test of the log ratio with the bootstrap standard error (any design);
-        ``"auto"`` takes the permutation test for every family whose clusters are nested
-        in its groups and ``compare`` is not ``"best"``, the bootstrap test otherwise. Each
-        group's ``test`` field says which was used.
+    test : {"auto", "t", "permutation"}, default="auto"
+        How each gap is tested. Both tests use the same studentised statistic: the log of
+        the group's ratio to its reference (the difference where one side has no errors)
+        over its cluster-robust standard error. ``"t"`` refers it to Student t (CR2
+        variance, Satterthwaite degrees of freedom from effective numbers of clusters, a
+        count-model variance floor at the pooled rate). ``"permutation"`` refers it to its
+        distribution under shuffling groups among clusters (Chung and Romano 2013): exact
+        when clusters are exchangeable, valid for large groups when they are not; it needs
+        clusters nested in groups and ``compare`` other than ``"best"``. ``"auto"`` takes
+        the permutation test where it applies and the t test elsewhere; each group's
+        ``test`` field says which, and intervals use the same test's critical value, so an
+        interval excludes no difference exactly when the p-value is below
+        ``1 - confidence``.
     n_perm : int, optional
         Permutations; by default enough for the smallest corrected p-value to reach
-        ``alpha`` (``max(1000, 2 * groups / alpha)``, at most 20,000).
+        ``alpha`` (``max(1000, 2 * tests / alpha)``, at most 20,000; past that the t test
+        is used and ``settings["notes"]`` says so).
     alpha : float, default=0.05
         A group is flagged when its corrected p-value is at most ``alpha``.
     confidence : float, default=0.95
         Level of every interval.
     n_boot : int, default=1000
-        Bootstrap replicates; each draws clusters with replacement (multinomial weights over
-        all clusters, shared by every group).
+        ``0`` gives point estimates only (no intervals, no tests). Any other value runs the
+        analytic cluster-robust inference, which needs no replicates; the number is
+        recorded and otherwise unused.
     min_clusters, min_examples : int, default=10 and 30
-        Below either, a group is reported as ``insufficient``: no interval, no test.
+        Below either, a group is reported as ``insufficient``: no interval, no test. Only
+        clusters and examples with a non-zero denominator count (for ``fnr``, people with
+        an actual positive; for ``wer``, utterances with a non-empty reference).
     seed : int or None, default=0
         Seed of the bootstrap; the same seed gives the same numbers.
     reference, hypothesis : str
@@ -147,9 +206,9 @@ def audit(
     spec = get_metric(metric)
     compare = _choice(compare, "compare", _COMPARES)
     correction = _choice(correction, "correction", _CORRECTIONS)
-    test = _choice(test, "test", _TESTS)
+    test = check_test(test)
     if n_perm is not None:
-        check_scalar(n_perm, "n_perm", int, min_val=1)
+        check_scalar(n_perm, "n_perm", int, min_val=99)
     check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(confidence, "confidence", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(n_boot, "n_boot", int, min_val=0)
@@ -202,6 +261,7 @@ def audit(
             fix="check the columns and --pos-label, or choose another metric",
         )
 
+    kind = metric_kind(spec.kind, contrib.num, contrib.den)
     families = [_family_from_columns(frame, fam) for fam in by_families]
     missing = {fam.name: int((fam.codes < 0).sum()) for fam in families}
     for expr in parsed:
@@ -215,8 +275,8 @@ def audit(
         n_clusters=n_clusters,
         families=families,
         extra=contrib.extra,
-        n_boot=n_boot,
-        seed=seed,
+        kind=kind,
+        inference=n_boot != 0,
         confidence=confidence,
         compare=compare,  # type: ignore[arg-type]
         correction=correction,  # type: ignore[arg-type]
@@ -226,6 +286,7 @@ def audit(
         higher_is_worse=spec.higher_is_worse,
         test=test,  # type: ignore[arg-type]
         n_perm=n_perm,
+        seed=seed,
     )
     settings = {
         "metric": spec.name,
@@ -244,15 +305,16 @@ def audit(
         "columns": {role: getattr(MetricColumns(reference, hypothesis, y_true, y_pred, num, den), role) for role in spec.inputs},
         "pos_label": _plain(pos_label) if spec.name in ("fpr", "fnr", "selection_rate") else None,
         "allow_imputed": allow_imputed,
-        "bootstrap": "joint multinomial cluster bootstrap" if cluster else "multinomial row bootstrap (rows as clusters)",
         "test": test,
-        "n_perm": stats["n_perm"],
-        "tests": {
-            "bootstrap": "t test of the log ratio, bootstrap standard error, Student t with clusters - 1 df",
-            "permutation": "groups shuffled among clusters, two-sided, p = (1 + exceedances) / (1 + permutations)",
-        },
+        "inference": INFERENCE_NOTE if n_boot != 0 else "point estimates only (n_boot=0)",
+        "interval": VALUE_INTERVAL_NOTE[kind],
+        "count_model": kind,
+        "clusters_from": cluster if cluster else "rows (each row its own cluster)",
         "missing_group_values": missing,
         "n_tested": stats["n_tested"],
+        "n_tests_corrected": stats["n_tests"],
+        "n_perm": stats["n_perm"],
+        "notes": stats["notes"],
     }
     return AuditResult(
         metric=spec.name,

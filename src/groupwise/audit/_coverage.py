@@ -6,12 +6,15 @@ combination of the observed values of the given dimensions, including the empty 
 its examples and clusters, marks cells below the minimum, and, when a metric is available,
 estimates how many clusters each cell needs for a target interval half-width.
 
-The estimate uses the linearised variance of a ratio of sums. With ``k`` clusters whose
-per-cluster sums are ``num_i`` and ``den_i`` and ``R = sum(num) / sum(den)``, the residuals
-``e_i = num_i - R * den_i`` give ``var(R) ~= s_e^2 / (k * dbar^2)`` with ``s_e^2`` their
-sample variance and ``dbar`` the mean ``den`` per cluster. Solving ``z * sqrt(var) = h``
-for ``k`` gives the clusters needed. Cells with fewer than two clusters borrow the pooled
-``s_e^2 / dbar^2`` of the whole table (and say so).
+Plans are computed the way the audit computes intervals: a cell's per-cluster variance
+pieces (its speakers' residuals and sizes) are scaled to a candidate number of clusters and
+the audit's own interval (:mod:`groupwise.audit._inference`: the same effective sample
+size, design effect, degrees of freedom and exact bounds) is evaluated there, so a cell
+collected at the suggested size reaches the target half-width when its speakers resemble
+those already seen. Each cell also says the smallest gap the audit could flag with 80%
+power now and at the planned size. Cells with fewer than two clusters borrow the pooled
+pieces of the others (and say so). When the full factorial is out of reach, ``strength``
+proposes a t-way covering set of combinations to collect.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from scipy import stats as sstats
 
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
+from groupwise.audit._inference import CellSums, cell_sums, dispersion, value_interval
 from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 
 __all__ = ["coverage", "CoverageResult"]
@@ -45,15 +49,19 @@ class CoverageResult:
     dims : list of str
     cells : list of dict
         ``cell`` (dimension -> value), ``n``, ``clusters``, ``status`` (``ok``, ``thin`` or
-        ``empty``), and with a metric ``value``, ``half_width`` (current estimate),
-        ``clusters_needed``, ``more_clusters`` and ``variance_source`` (``cell`` or
-        ``pooled``).
+        ``empty``), and with a metric ``value``, ``half_width`` (the audit's interval now),
+        ``clusters_needed``, ``more_clusters``, ``variance_source`` (``cell`` or
+        ``pooled``), ``detectable_gap`` and ``detectable_gap_planned`` (the smallest rise
+        over the overall value found with 80% power now and at the planned size).
     settings : dict
+    covering : list of dict
+        With ``strength``: the proposed covering set, each ``cell`` with ``in_data``.
     """
 
     dims: list[str]
     cells: list[dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)
+    covering: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -64,7 +72,10 @@ class CoverageResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dims": self.dims, "summary": self.summary, "cells": self.cells, "settings": self.settings}
+        return {
+            "dims": self.dims, "summary": self.summary, "cells": self.cells, "settings": self.settings,
+            "covering": self.covering,
+        }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str)
@@ -122,8 +133,10 @@ def coverage(
     metric: str | None = "auto",
     target_half_width: float | None = None,
     confidence: float = 0.95,
+    alpha: float = 0.05,
     min_clusters: int = 10,
     min_examples: int = 30,
+    strength: int | None = None,
     reference: str = "reference",
     hypothesis: str = "hypothesis",
     y_true: str = "y_true",
@@ -150,8 +163,19 @@ def coverage(
         The interval half-width wanted in every cell (0.02 is two WER points). Without it
         ``clusters_needed`` is ``min_clusters``.
     confidence : float, default=0.95
+        Level of the intervals the plan is for; the half-width is the audit's own,
+        ``(ci_high - ci_low) / 2``.
+    alpha : float, default=0.05
+        Level of the tests behind ``detectable_gap``: each cell's smallest rise over the
+        overall value that the audit would flag with 80% power now and at the planned
+        size, at ``alpha / cells`` (the first step of Holm's correction over the cells).
     min_clusters, min_examples : int
         Cells below either are ``thin``.
+    strength : int, optional
+        Also propose a ``strength``-way covering set of combinations to collect (every
+        pair of values of any two dimensions for 2, every triple for 3), far fewer than
+        the full factorial; ``covering`` lists them with whether the data already has
+        each.
     reference, hypothesis, y_true, y_pred, num, den, pos_label, normalize
         As in :func:`groupwise.audit`.
 
@@ -177,6 +201,9 @@ def coverage(
     check_scalar(confidence, "confidence", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     if target_half_width is not None:
         check_scalar(target_half_width, "target_half_width", float, min_val=0.0, include_min=False)
+    check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
+    if strength is not None:
+        check_scalar(strength, "strength", int, min_val=1, max_val=max(len(dim_list), 1))
     if cluster is not None:
         check_columns(frame, [cluster], role="cluster", option="--cluster")
         cluster_codes, _ = pd.factorize(frame[cluster])
@@ -234,10 +261,13 @@ def coverage(
         contrib = contributions(
             frame, spec, MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label), normalizer=normalizer
         )
-        values, half, needed, source = _plan(
+        from groupwise.audit._audit import metric_kind
+
+        plan = _plan(
             key[keep], cluster_codes[keep], contrib.num[keep], contrib.den[keep], n_cells, n_clusters,
-            target_half_width, confidence, min_clusters,
+            target_half_width, confidence, min_clusters, metric_kind(spec.kind, contrib.num, contrib.den), alpha,
         )
+        values, half, needed, source = plan["value"], plan["half"], plan["needed"], plan["source"]
 
     cells = []
     for index in range(n_cells):
@@ -263,6 +293,8 @@ def coverage(
                 max(0, int(needed[index]) - k) if np.isfinite(needed[index]) else None
             )
             cell["variance_source"] = str(source[index])
+            cell["detectable_gap"] = _finite(plan["detectable_now"][index])
+            cell["detectable_gap_planned"] = _finite(plan["detectable_planned"][index])
         else:
             cell["clusters_needed"] = min_clusters
             cell["more_clusters"] = max(0, min_clusters - k)
@@ -276,8 +308,79 @@ def coverage(
         "min_clusters": min_clusters,
         "min_examples": min_examples,
         "rows_with_missing_values": int(missing.sum()),
+        "alpha": alpha,
+        "half_width": "the audit's interval, (ci_high - ci_low) / 2",
+        "strength": strength,
     }
-    return CoverageResult(dim_list, cells, settings)
+    covering = []
+    if strength is not None:
+        present = {tuple(c["cell"][d] for d in dim_list) for c in cells if c["status"] != "empty"}
+        for combo in covering_set(values_per_dim, strength):
+            values = tuple(_plain(v) for v in combo)
+            covering.append({"cell": dict(zip(dim_list, values)), "in_data": values in present})
+    return CoverageResult(dim_list, cells, settings, covering)
+
+
+def covering_set(values: list[list[Any]], strength: int = 2, *, seed: int = 0) -> list[tuple[Any, ...]]:
+    """A small set of combinations in which every ``strength``-way tuple of values appears.
+
+    Greedy construction in the manner of AETG (Cohen, Dalal, Fredman and Patton 1997):
+    each new combination is built dimension by dimension, choosing the value that covers
+    the most tuples not yet covered, and the best of a few randomised candidates is kept.
+
+    Examples
+    --------
+    >>> rows = covering_set([["a", "b", "c"], [0, 1, 2], ["x", "y", "z"]], 2)
+    >>> len(rows) < 27
+    True
+    >>> from itertools import combinations
+    >>> pairs = {((i, r[i]), (j, r[j])) for r in rows for i, j in combinations(range(3), 2)}
+    >>> len(pairs) == 3 * 9
+    True
+    """
+    from itertools import combinations, product
+
+    dims = len(values)
+    if strength >= dims:
+        return [tuple(c) for c in product(*values)]
+    rng = np.random.default_rng(seed)
+    subsets = list(combinations(range(dims), strength))
+    uncovered = {(sub, idx) for sub in subsets for idx in product(*(range(len(values[d])) for d in sub))}
+    rows: list[tuple[int, ...]] = []
+
+    def gain(row: list[int | None]) -> int:
+        count = 0
+        for sub in subsets:
+            if all(row[d] is not None for d in sub) and (sub, tuple(row[d] for d in sub)) in uncovered:  # type: ignore[misc]
+                count += 1
+        return count
+
+    while uncovered:
+        best_row, best_gain = None, -1
+        for _ in range(10):
+            order = rng.permutation(dims)
+            row: list[int | None] = [None] * dims
+            # Start from one uncovered tuple so that every row makes progress.
+            sub0, idx0 = next(iter(uncovered)) if _ == 0 else list(uncovered)[int(rng.integers(len(uncovered)))]
+            for d, v in zip(sub0, idx0):
+                row[d] = v
+            for d in order:
+                if row[d] is not None:
+                    continue
+                scores = []
+                for v in range(len(values[d])):
+                    row[d] = v
+                    scores.append(gain(row))
+                row[d] = int(np.argmax(scores))
+            g = gain(row)
+            if g > best_gain:
+                best_row, best_gain = row, g
+        assert best_row is not None
+        full = tuple(int(v) for v in best_row)  # type: ignore[arg-type]
+        rows.append(full)
+        for sub in subsets:
+            uncovered.discard((sub, tuple(full[d] for d in sub)))
+    return [tuple(values[d][i] for d, i in enumerate(r)) for r in rows]
 
 
 def _plan(
@@ -290,35 +393,95 @@ def _plan(
     target: float | None,
     confidence: float,
     min_clusters: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-cell value, current half-width and clusters needed (see the module docstring)."""
-    pair, inverse = np.unique(key * n_clusters + cluster, return_inverse=True)
-    cell_of_pair = pair // n_clusters
-    pnum = np.bincount(inverse, weights=num, minlength=pair.size)
-    pden = np.bincount(inverse, weights=den, minlength=pair.size)
-    cnum = np.bincount(cell_of_pair, weights=pnum, minlength=n_cells)
-    cden = np.bincount(cell_of_pair, weights=pden, minlength=n_cells)
-    k = np.bincount(cell_of_pair, minlength=n_cells).astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.where(cden > 0, cnum / cden, np.nan)
-        resid = pnum - value[cell_of_pair] * pden
-        ss = np.bincount(cell_of_pair, weights=resid**2, minlength=n_cells)
-        s2 = np.where(k > 1, ss / (k - 1), np.nan)
-        dbar = np.where(k > 0, cden / k, np.nan)
-        unit = s2 / dbar**2  # variance of one cluster's contribution, in metric units
-        # Pooled over cells: within-cell residuals, so cell differences do not inflate it.
-        good = np.isfinite(unit) & (k > 1)
-        pooled = float(np.sum(ss[good]) / np.sum(k[good] - 1) / (np.sum(cden[good]) / np.sum(k[good])) ** 2) if good.any() else np.nan
-        source = np.where(good, "cell", "pooled")
-        unit = np.where(good, unit, pooled)
-        z = sstats.norm.ppf(0.5 + confidence / 2.0)
-        half = np.where(k > 1, z * np.sqrt(unit / np.maximum(k, 1)), np.nan)
-        if target is None:
-            needed = np.full(n_cells, float(min_clusters))
-        else:
-            needed = np.ceil(z**2 * unit / target**2)
-            needed = np.where(np.isfinite(needed), np.maximum(needed, min_clusters), np.nan)
-    return value, half, needed, source
+    kind: str = "count",
+    alpha: float = 0.05,
+) -> dict[str, np.ndarray]:
+    """Per-cell value, the audit's half-width now and at the plan, and detectable gaps.
+
+    Each cell's per-cluster variance pieces are scaled to ``k'`` clusters with the same
+    spread of sizes and residuals (sums grow as ``k'/k``, the CR2 factor shrinks toward 1),
+    and the audit's own interval (:func:`groupwise.audit._inference.value_interval`) is
+    computed there; the plan is the smallest ``k'`` whose half-width, ``(high - low) / 2``,
+    reaches the target. Cells with fewer than two clusters borrow the pooled pieces of the
+    cells that have them (and say so). The detectable gap is the smallest rise over the
+    overall value that a two-sided test of the log ratio at ``alpha / cells`` (the first
+    Holm step) finds with 80% power.
+    """
+    s = cell_sums(cluster, key, num, den, n_clusters, n_cells)
+    disp = dispersion(kind, s)
+    k = s.clusters.astype(float)
+    good = k >= 2
+    # Per-cluster pieces (averages over a cell's clusters) and their pooled version.
+    per = {name: np.where(good, getattr(s, name) / np.maximum(k, 1), np.nan) for name in ("D", "ee", "dd", "e4")}
+    if good.any():
+        pooled = {name: float(np.sum(getattr(s, name)[good]) / np.sum(k[good])) for name in per}
+        R_pool = float(np.sum(s.N[good]) / np.sum(s.D[good]))
+    else:
+        pooled = {name: np.nan for name in per}
+        R_pool = np.nan
+    source = np.where(good, "cell", "pooled")
+    for name in per:
+        per[name] = np.where(good, per[name], pooled[name])
+    R = np.where(good, s.R, R_pool)
+    lev = np.where(good, s.leverage, 1.0)
+
+    def half_width(kk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kk = np.maximum(np.asarray(kk, dtype=float), 2.0)
+        D = per["D"] * kk
+        dd = per["dd"] * kk
+        ee = per["ee"] * kk
+        scaled = CellSums(
+            rows=np.empty(0, dtype=np.int64), cols=np.empty(0, dtype=np.int64), an=np.empty(0), ad=np.empty(0),
+            N=R * D, D=D, R=R, n=np.zeros(n_cells, dtype=np.int64), n_den=np.zeros(n_cells, dtype=np.int64),
+            clusters=kk.astype(np.int64), ee=ee, ed=np.zeros(n_cells), dd=dd,
+            leverage=1.0 + (lev - 1.0) * np.where(good, k, 2.0) / kk,
+            eff_clusters=np.where(dd > 0, D * D / np.where(dd > 0, dd, 1.0), 0.0), xbar=np.where(D > 0, dd / D, 0.0),
+            e4=per["e4"] * kk, k=n_cells, n_clusters=int(np.nanmax(kk)) if kk.size else 0,
+        )
+        low, high, df = value_interval(kind, scaled, disp, confidence)
+        with np.errstate(invalid="ignore"):
+            var = scaled.ee * scaled.leverage / D**2
+        return (high - low) / 2.0, np.sqrt(var), df
+
+    current, se_now, df_now = half_width(np.where(good, k, 2.0))
+    current = np.where(good, current, np.nan)
+    if target is None:
+        needed = np.full(n_cells, float(min_clusters))
+    else:
+        lo = np.full(n_cells, 2.0)
+        hi = np.full(n_cells, 2.0)
+        ok = np.isfinite(per["D"]) & np.isfinite(R)
+        for _ in range(40):  # double until the target is reached
+            h, _, _ = half_width(hi)
+            short = ok & ~(h <= target)
+            if not short.any() or hi.max() > 1e7:
+                break
+            hi = np.where(short, hi * 2, hi)
+        for _ in range(40):  # then bisect
+            mid = np.floor((lo + hi) / 2)
+            h, _, _ = half_width(mid)
+            reach = h <= target
+            hi = np.where(reach & (mid < hi), mid, hi)
+            lo = np.where(~reach, mid, lo)
+            if np.all(hi - lo <= 1):
+                break
+        h, _, _ = half_width(hi)
+        needed = np.where(ok & (h <= target), np.maximum(hi, min_clusters), np.nan)
+    planned_k = np.where(np.isfinite(needed), np.maximum(needed, k), np.nan)
+    _, se_plan, df_plan = half_width(np.where(np.isfinite(planned_k), planned_k, 2.0))
+    tests = max(int(np.count_nonzero(k > 0)), 1)
+    level = alpha / tests
+
+    def detectable(se: np.ndarray, df: np.ndarray) -> np.ndarray:
+        q = sstats.t.ppf(1 - level / 2, df) + sstats.t.ppf(0.8, df)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return R * (np.exp(q * se / R) - 1.0)
+
+    return {
+        "value": np.where(k > 0, s.R, np.nan), "half": current, "needed": needed, "source": source,
+        "detectable_now": np.where(good, detectable(se_now, df_now), np.nan),
+        "detectable_planned": np.where(np.isfinite(planned_k), detectable(se_plan, df_plan), np.nan),
+    }
 
 
 def _finite(x: float) -> float | None:

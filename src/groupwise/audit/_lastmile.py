@@ -3,15 +3,19 @@
 The same examples (utterances) are measured at baseline and under each condition (a hum
 at a fixed frequency, a phone line). For every condition and group this reports the value
 at baseline and under the condition, the *delta* (condition minus baseline) with a paired
-cluster-bootstrap interval, and the *interaction*: the group's delta minus the delta of
-the rest of the data, with a corrected test. The interaction answers the customer's real
-question: not "does WER go up?" but "does it go up more for some accents than for others?"
+interval, and the *interaction*: how the group's change compares with the change of the
+rest of the labelled data, with a corrected test. The interaction answers the customer's
+real question: not "does WER go up?" but "does it go up more for some accents than for
+others?" It is reported on a named scale: relative (the group's condition/baseline ratio
+over the rest's; the default, so a condition that multiplies every speaker's errors alike
+flags nobody) or absolute (points).
 
-Pairing comes from the joint cluster bootstrap: one weight per speaker per replicate
-applies to that speaker's rows under every condition, so the baseline and condition
-values of a replicate come from the same speakers and their correlation cancels out of
-the delta. Interactions are tested by shuffling groups among speakers where speakers are
-nested in groups (exact), and otherwise with the bootstrap standard error and Student t.
+Pairing enters through the influence of each speaker: a speaker's rows under baseline and
+under the condition form one term, so their correlation cancels out of deltas and
+interactions. Variances are cluster-robust with the CR2 leverage factor and tests use
+Student t with Satterthwaite degrees of freedom from effective numbers of speakers (see
+:mod:`groupwise.audit._inference`); every interval uses the same t as its p-value. Rows
+without a group value count in the overall deltas and in no group comparison.
 """
 
 from __future__ import annotations
@@ -24,15 +28,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy import stats as sstats
 
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
 from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 from groupwise._provenance import Provenance
 from groupwise.audit._result import format_value, group_label
-from groupwise.audit._stats import _cell_sums, _percentile_ci, _ratio, _replicate_sums, adjust, permutation_p
+from groupwise.audit._inference import adjust, empirical_df, t_contrast, welch_df
 
 __all__ = ["lastmile", "LastMileResult"]
 
@@ -59,8 +61,9 @@ class LastMileResult:
         One per non-baseline condition: ``condition`` (spec), ``overall`` (``baseline``,
         ``value``, ``delta``, ``delta_ci_low``, ``delta_ci_high``, ``p_value``,
         ``p_adjusted``) and ``groups`` (each with ``group``, ``n``, ``clusters``,
-        ``baseline``, ``value``, ``delta`` and its interval, ``interaction`` (delta minus
-        the rest's delta) with ``interaction_ci_low``, ``interaction_ci_high``,
+        ``baseline``, ``value``, ``delta`` and its interval, ``interaction`` (on
+        ``interaction_scale``: a ratio of ratios, or the delta minus the rest's delta) with
+        ``interaction_ci_low``, ``interaction_ci_high``,
         ``p_value``, ``p_adjusted``, ``flagged``, ``direction``, ``test``, ``status``).
     settings, provenance : dict
     """
@@ -116,7 +119,7 @@ class LastMileResult:
             for g in worse:
                 parts.append(
                     f"by {_points(g['delta'], m)} for {group_label(g['group'])}, significantly more than for the rest "
-                    f"(interaction {_points(g['interaction'], m)}, adjusted p {g['p_adjusted']:.3g})"
+                    f"({_interaction_text(g, m)}, adjusted p {g['p_adjusted']:.3g})"
                 )
             for g in better:
                 change = (
@@ -124,12 +127,14 @@ class LastMileResult:
                 )
                 parts.append(
                     f"{change} for {group_label(g['group'])}, significantly less than for the rest "
-                    f"(adjusted p {g['p_adjusted']:.3g})"
+                    f"({_interaction_text(g, m)}, adjusted p {g['p_adjusted']:.3g})"
                 )
+            scale = self.settings.get("scale", "relative")
+            on = "relative (ratio) scale" if scale == "relative" else "absolute (points) scale"
             if parts:
-                out.append(head + " and " + "; ".join(parts) + ".")
+                out.append(head + " and " + "; ".join(parts) + f"; interactions on the {on}.")
             else:
-                out.append(head + f"; no {self.by} suffers significantly more than the rest.")
+                out.append(head + f"; no {self.by} suffers significantly more than the rest on the {on}.")
         return out
 
     def render(self, console: Any = None) -> None:
@@ -152,7 +157,7 @@ class LastMileResult:
                 ci = f"{_points(g['delta_ci_low'], m)} – {_points(g['delta_ci_high'], m)}" if g["delta_ci_low"] is not None else "—"
                 table.add_row(
                     group_label(g["group"]), f"{g['clusters']:,}", format_value(g["baseline"], m), format_value(g["value"], m),
-                    _points(g["delta"], m), ci, _points(g["interaction"], m) if g["interaction"] is not None else "—",
+                    _points(g["delta"], m), ci, _interaction_cell(g, m),
                     "—" if g["p_adjusted"] is None else f"{g['p_adjusted']:.3g}", status,
                 )
             console.print(table)
@@ -192,6 +197,23 @@ class LastMileResult:
         return fig
 
 
+def _interaction_cell(g: dict[str, Any], metric: str) -> str:
+    if g["interaction"] is None:
+        return "—"
+    if g["interaction_scale"] == "ratio of ratios":
+        return f"x{g['interaction']:.2f}"
+    return _points(g["interaction"], metric)
+
+
+def _interaction_text(g: dict[str, Any], metric: str) -> str:
+    if g["interaction_scale"] == "ratio of ratios":
+        return (
+            f"its condition/baseline ratio is {g['interaction']:.2f} times the rest's, "
+            f"{g['interaction_ci_low']:.2f} to {g['interaction_ci_high']:.2f}"
+        )
+    return f"interaction {_points(g['interaction'], metric)} beyond the rest's change"
+
+
 def lastmile(
     data: Any,
     *,
@@ -206,7 +228,10 @@ def lastmile(
     hypothesis: str = "hypothesis",
     y_true: str = "y_true",
     y_pred: str = "y_pred",
+    num: str = "num",
+    den: str = "den",
     normalize: str = "default",
+    scale: str = "relative",
     n_boot: int = 1000,
     n_perm: int | None = None,
     test: str = "auto",
@@ -239,11 +264,28 @@ def lastmile(
         reported.
     names : dict, optional
         Readable names of conditions (``{"hum:freq=1200,...": "hum at 1200 Hz"}``).
-    metric, reference, hypothesis, y_true, y_pred, normalize
-        As in :func:`groupwise.audit`.
-    n_boot, n_perm, test, correction, alpha, confidence, min_clusters, min_examples, seed
+    metric, reference, hypothesis, y_true, y_pred, num, den, normalize
+        As in :func:`groupwise.audit` (``metric="ratio"`` with ``num`` and ``den`` for
+        precomputed error counts).
+    scale : {"relative", "absolute"}, default="relative"
+        The scale of the interaction. ``"relative"``: the group's ratio of condition to
+        baseline over the rest's (1 = the condition multiplies everyone's error alike, so a
+        condition that makes every speaker 1.5 times worse flags nobody). ``"absolute"``:
+        the group's delta in points minus the rest's (a multiplicative condition then
+        "hurts" high-error groups more). A group without errors at baseline is compared on
+        the absolute scale; its ``interaction_scale`` says so.
+    n_boot, seed
+        Recorded only: every interval is analytic.
+    n_perm : None
+        Not used by the last mile (its test is the paired cluster-robust t test).
+    test : {"auto", "t"}, default="auto"
+        The interaction test: a paired cluster-robust t test (CR2 factor, Satterthwaite
+        degrees of freedom from effective numbers of speakers), whose intervals use the same
+        t, so an interval excludes no change exactly when p is below ``1 - confidence``.
+    correction, alpha, confidence, min_clusters, min_examples
         As in :func:`groupwise.audit`; the interaction tests are corrected across every
-        (condition, group) pair, and the deltas separately.
+        (condition, group) pair, and the overall deltas separately. ``min_clusters`` applies
+        to the group and to the rest.
     provenance, allow_imputed
         As in :func:`groupwise.audit`.
 
@@ -258,13 +300,22 @@ def lastmile(
         raise InputError("no grouping was given", fix="pass --by, e.g. --by accent")
     check_columns(frame, by_cols, role="group", option="--by")
     check_columns(frame, [condition], role="condition", option="--condition-column")
-    check_scalar(n_boot, "n_boot", int, min_val=2)
+    check_scalar(n_boot, "n_boot", int, min_val=0)
+    check_scalar(confidence, "confidence", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(min_clusters, "min_clusters", int, min_val=1)
     if correction not in ("holm", "bh", "none"):
         raise InputError(f"the 'correction' parameter is {correction!r}", fix="use holm, bh or none")
-    if test not in ("auto", "bootstrap", "permutation"):
-        raise InputError(f"the 'test' parameter is {test!r}", fix="use auto, bootstrap or permutation")
+    if test not in ("auto", "t"):
+        raise InputError(
+            f"the last mile's 'test' parameter is {test!r}",
+            fix="use auto or t (the paired cluster-robust t test); permutation and bootstrap tests of the raw "
+            "interaction are not offered, as neither is valid when groups differ in speaker spread",
+        )
+    if n_perm is not None:
+        raise InputError("n_perm was given, but the last mile runs no permutation test", fix="leave n_perm (--n-perm) out")
+    if scale not in ("relative", "absolute"):
+        raise InputError(f"the 'scale' parameter is {scale!r}", fix="use relative (ratio of ratios) or absolute (points)")
     prov = provenance if isinstance(provenance, Provenance) else Provenance(dict(provenance or {}))
     prov = prov.merged(frame.attrs.get("provenance", {})) if not isinstance(provenance, Provenance) else prov
     prov.check(by_cols, allow_imputed=allow_imputed)
@@ -296,161 +347,184 @@ def lastmile(
         from groupwise.audit._text import parse_normalizer
 
         normalizer = parse_normalizer(normalize)
-    contrib = contributions(frame, spec, MetricColumns(reference, hypothesis, y_true, y_pred), normalizer=normalizer)
+    contrib = contributions(frame, spec, MetricColumns(reference, hypothesis, y_true, y_pred, num, den), normalizer=normalizer)
     from groupwise.audit._audit import _cluster_codes, _family_from_columns
 
     cluster_codes, n_clusters = _cluster_codes(frame, cluster)
     fam = _family_from_columns(frame, by_cols)
     k = len(fam.labels)
     cond_codes = pd.Categorical(frame[condition].astype(str), categories=[baseline, *others]).codes.astype(np.int64)
-    n_cond = len(others) + 1
-    has_group = fam.codes >= 0
-    cell = np.where(has_group, cond_codes * k + fam.codes, -1)
     num, den = contrib.num, contrib.den
-    cnum, cden, ccount = _cell_sums(cluster_codes, cell, [num, den, np.ones(len(num))], n_clusters, n_cond * k)
-    onum, oden, ocount = _cell_sums(cluster_codes, cond_codes, [num, den, np.ones(len(num))], n_clusters, n_cond)
-    design = sparse.hstack([onum, oden, cnum, cden], format="csr")
-    reps = _replicate_sums(design, n_boot, seed)
-    o_val = _ratio(reps[:, :n_cond], reps[:, n_cond : 2 * n_cond])
-    c_num_r = reps[:, 2 * n_cond : 2 * n_cond + n_cond * k]
-    c_den_r = reps[:, 2 * n_cond + n_cond * k :]
-    c_val = _ratio(c_num_r, c_den_r)
-    pt_onum, pt_oden = np.asarray(onum.sum(axis=0)).ravel(), np.asarray(oden.sum(axis=0)).ravel()
-    pt_cnum, pt_cden = np.asarray(cnum.sum(axis=0)).ravel(), np.asarray(cden.sum(axis=0)).ravel()
-    o_pt = _ratio(pt_onum, pt_oden)
-    c_pt = _ratio(pt_cnum, pt_cden)
-    clusters_cell = np.asarray((ccount > 0).sum(axis=0)).ravel()
-    n_cell = np.asarray(ccount.sum(axis=0)).ravel()
-    # Rest of the data (same condition, other groups), for the interaction.
-    r_num_r = np.repeat(reps[:, :n_cond], k, axis=1) - c_num_r
-    r_den_r = np.repeat(reps[:, n_cond : 2 * n_cond], k, axis=1) - c_den_r
-    r_val = _ratio(r_num_r, r_den_r)
-    r_pt = _ratio(np.repeat(pt_onum, k) - pt_cnum, np.repeat(pt_oden, k) - pt_cden)
-
-    # Speaker-level sums for permutation tests: nested when each speaker is in one group.
-    cluster_label = np.full(n_clusters, -1, dtype=np.int64)
-    cluster_label[cluster_codes[has_group]] = fam.codes[has_group]
-    nested = bool(np.array_equal(cluster_label[cluster_codes[has_group]], fam.codes[has_group]))
-    rng = np.random.default_rng(None if seed is None else seed + 104729)
-
+    # One rule for rows without a group value: they count in the overall deltas and in no
+    # group comparison (neither a group nor "the rest").
+    labelled = fam.codes >= 0
     out_conditions = []
     delta_p: list[float] = []
-    delta_slots: list[tuple[int, int | None]] = []
     inter_p: list[float] = []
     inter_slots: list[tuple[int, int]] = []
     for ci, cond in enumerate(others, start=1):
-        o_delta_r = o_val[:, ci] - o_val[:, 0]
-        o_delta = o_pt[ci] - o_pt[0]
-        low, high = _percentile_ci(o_delta_r[:, None], confidence)
-        overall = {
-            "baseline": _f(o_pt[0]), "value": _f(o_pt[ci]), "delta": _f(o_delta),
-            "delta_ci_low": _f(low[0]), "delta_ci_high": _f(high[0]),
-            "n": int(np.asarray(ocount.sum(axis=0)).ravel()[ci]), "clusters": int(n_clusters),
-            "p_value": _t_p(o_delta, o_delta_r, n_clusters), "p_adjusted": None,
-        }
+        b_rows, c_rows = cond_codes == 0, cond_codes == ci
+        overall = _overall_delta(cluster_codes, num, den, b_rows, c_rows, n_clusters, confidence)
         delta_p.append(overall["p_value"] if overall["p_value"] is not None else np.nan)
-        delta_slots.append((ci - 1, None))
-        b_idx = np.arange(k)
-        c_idx = ci * k + np.arange(k)
-        d_r = c_val[:, c_idx] - c_val[:, b_idx]
-        d_pt = c_pt[c_idx] - c_pt[b_idx]
-        rest_d_r = r_val[:, c_idx] - r_val[:, b_idx]
-        rest_d_pt = r_pt[c_idx] - r_pt[b_idx]
-        inter_r = d_r - rest_d_r
-        inter_pt = d_pt - rest_d_pt
-        d_low, d_high = _percentile_ci(d_r, confidence)
-        i_low, i_high = _percentile_ci(inter_r, confidence)
-        perm = None
-        if test != "bootstrap" and nested:
-            arrays = []
-            for code in (0, ci):
-                m = cond_codes == code
-                arrays.append(np.bincount(cluster_codes[m], weights=num[m], minlength=n_clusters))
-                arrays.append(np.bincount(cluster_codes[m], weights=den[m], minlength=n_clusters))
-            draws = n_perm if n_perm is not None else int(min(20_000, max(1_000, np.ceil(2 * k * len(others) / alpha))))
-            perm = permutation_p(cluster_label, k, arrays, _interaction_statistic, draws, rng)
-        elif test == "permutation":
-            raise InputError(
-                f"a permutation test needs speakers nested in the groups of {','.join(by_cols)!r}, and some speakers are in several",
-                fix="use --test auto or --test bootstrap",
-            )
+        stats = _paired_groups(
+            cluster_codes, fam.codes, num, den, b_rows & labelled, c_rows & labelled, n_clusters, k, scale, confidence
+        )
         groups = []
         for j, label in enumerate(fam.labels):
-            sufficient = (
-                clusters_cell[j] >= min_clusters and clusters_cell[c_idx[j]] >= min_clusters
-                and n_cell[j] >= min_examples and np.isfinite(inter_pt[j])
+            sufficient = bool(
+                stats["clusters"][j] >= min_clusters and stats["n"][j] >= min_examples and stats["rest_clusters"][j] >= min_clusters
             )
-            p = None
-            method = None
-            if sufficient:
-                if perm is not None:
-                    p, method = float(perm[j]), "permutation"
-                else:
-                    p, method = _t_p(inter_pt[j], inter_r[:, j], int(clusters_cell[j])), "bootstrap"
+            testable = sufficient and np.isfinite(stats["p"][j])
             g = {
-                "group": label, "n": int(n_cell[c_idx[j]]), "clusters": int(clusters_cell[c_idx[j]]),
-                "baseline": _f(c_pt[b_idx[j]]), "value": _f(c_pt[c_idx[j]]), "delta": _f(d_pt[j]),
-                "delta_ci_low": _f(d_low[j]) if sufficient else None, "delta_ci_high": _f(d_high[j]) if sufficient else None,
-                "rest_delta": _f(rest_d_pt[j]), "interaction": _f(inter_pt[j]) if sufficient else None,
-                "interaction_ci_low": _f(i_low[j]) if sufficient else None,
-                "interaction_ci_high": _f(i_high[j]) if sufficient else None,
-                "delta_p_value": _t_p(d_pt[j], d_r[:, j], int(clusters_cell[j])) if sufficient else None,
-                "p_value": p, "p_adjusted": None, "flagged": False, "direction": None, "test": method,
-                "status": "tested" if sufficient else "insufficient",
+                "group": label, "n": int(stats["n"][j]), "clusters": int(stats["clusters"][j]),
+                "baseline": _f(stats["Rb"][j]), "value": _f(stats["Rc"][j]), "delta": _f(stats["delta"][j]),
+                "delta_ci_low": _f(stats["delta_low"][j]) if sufficient else None,
+                "delta_ci_high": _f(stats["delta_high"][j]) if sufficient else None,
+                "delta_p_value": _f(stats["delta_p"][j]) if sufficient else None,
+                "delta_ratio": _f(stats["delta_ratio"][j]),
+                "rest_delta": _f(stats["rest_delta"][j]),
+                "rest_delta_ratio": _f(stats["rest_delta_ratio"][j]),
+                "interaction": _f(stats["inter"][j]) if testable else None,
+                "interaction_ci_low": _f(stats["inter_low"][j]) if testable else None,
+                "interaction_ci_high": _f(stats["inter_high"][j]) if testable else None,
+                "interaction_scale": stats["inter_scale"][j] if testable else None,
+                "p_value": _f(stats["p"][j]) if testable else None, "p_adjusted": None, "flagged": False,
+                "direction": None, "test": "cluster-robust t" if testable else None,
+                "df": _f(round(float(stats["df"][j]), 2)) if testable else None,
+                "status": "tested" if testable else ("insufficient" if not sufficient else "untestable"),
             }
             groups.append(g)
-            if p is not None:
-                inter_p.append(p)
+            if testable:
+                inter_p.append(float(stats["p"][j]))
                 inter_slots.append((ci - 1, j))
-        out_conditions.append({"condition": cond, "name": (names or {}).get(cond, _name(cond)), "overall": overall, "groups": groups})
+        out_conditions.append({"condition": cond, "name": (names or {}).get(cond, cond), "overall": overall, "groups": groups})
 
-    for (ci, _), padj in zip(delta_slots, adjust(np.array(delta_p), correction)):  # type: ignore[arg-type]
+    for ci, padj in enumerate(adjust(np.array(delta_p), correction)):
         out_conditions[ci]["overall"]["p_adjusted"] = _f(padj)
-    for (ci, j), padj in zip(inter_slots, adjust(np.array(inter_p), correction)):  # type: ignore[arg-type]
+    for (ci, j), padj in zip(inter_slots, adjust(np.array(inter_p), correction)):
         g = out_conditions[ci]["groups"][j]
         g["p_adjusted"] = _f(padj)
         g["flagged"] = bool(padj <= alpha)
         if g["flagged"]:
-            g["direction"] = "larger" if g["interaction"] > 0 else "smaller"
+            null = 1.0 if g["interaction_scale"] == "ratio of ratios" else 0.0
+            g["direction"] = "larger" if g["interaction"] > null else "smaller"
     settings = {
         "metric": spec.name, "metric_description": spec.description, "by": by_cols, "cluster": cluster,
         "condition_column": condition, "baseline": baseline, "item": item, "items_not_in_every_condition": dropped,
-        "n_boot": n_boot, "test": test, "correction": correction, "alpha": alpha, "confidence": confidence,
-        "min_clusters": min_clusters, "min_examples": min_examples, "seed": seed,
-        "normalize": normalizer.spec if normalizer is not None else None, "clusters_nested_in_groups": nested,
+        "scale": scale, "test": "cluster-robust t", "correction": correction, "alpha": alpha,
+        "confidence": confidence, "min_clusters": min_clusters, "min_examples": min_examples, "seed": seed,
+        "n_boot": n_boot,
+        "normalize": normalizer.spec if normalizer is not None else None,
+        "rows_without_group": int((~labelled).sum()),
+        "method": (
+            "paired cluster-robust t: each speaker's rows under both conditions enter one influence, CR2 "
+            "leverage factor, Satterthwaite df from effective numbers of speakers; deltas on the absolute "
+            "scale, the interaction on the " + ("log-ratio (relative) scale: the group's condition/baseline ratio "
+            "over the rest's" if scale == "relative" else "absolute scale: the group's delta minus the rest's")
+        ),
     }
     return LastMileResult(spec.name, baseline, ",".join(by_cols), out_conditions, settings, prov.describe(by_cols))
 
 
-def _interaction_statistic(sums: list[np.ndarray], totals: list[float]) -> np.ndarray:
-    bn, bd, cn, cd = sums
-    tbn, tbd, tcn, tcd = totals
+def _overall_delta(
+    cluster: np.ndarray, num: np.ndarray, den: np.ndarray, b_rows: np.ndarray, c_rows: np.ndarray, n_clusters: int,
+    confidence: float,
+) -> dict[str, Any]:
+    """The condition's delta over every row, paired by speaker."""
+    nb = np.bincount(cluster[b_rows], weights=num[b_rows], minlength=n_clusters)
+    db = np.bincount(cluster[b_rows], weights=den[b_rows], minlength=n_clusters)
+    nc = np.bincount(cluster[c_rows], weights=num[c_rows], minlength=n_clusters)
+    dc = np.bincount(cluster[c_rows], weights=den[c_rows], minlength=n_clusters)
+    Db, Dc = db.sum(), dc.sum()
+    Rb, Rc = (nb.sum() / Db if Db > 0 else np.nan), (nc.sum() / Dc if Dc > 0 else np.nan)
+    psi = (nc - Rc * dc) / Dc - (nb - Rb * db) / Db if Db > 0 and Dc > 0 else np.zeros(n_clusters)
+    lam = _cr2(psi, db, Db)
+    V = lam * float(psi @ psi)
+    df = _kish(db) - 1.0
+    se, _, p, lo, hi = t_contrast(np.array([Rc - Rb]), np.array([V]), np.array([df]), confidence)
+    return {
+        "baseline": _f(Rb), "value": _f(Rc), "delta": _f(Rc - Rb), "delta_ci_low": _f(lo[0]), "delta_ci_high": _f(hi[0]),
+        "n": int(c_rows.sum()), "clusters": int(np.count_nonzero(dc > 0)), "p_value": _f(p[0]), "p_adjusted": None,
+    }
+
+
+def _paired_groups(
+    cluster: np.ndarray, codes: np.ndarray, num: np.ndarray, den: np.ndarray, b_rows: np.ndarray, c_rows: np.ndarray,
+    n_clusters: int, k: int, scale: str, confidence: float,
+) -> dict[str, np.ndarray]:
+    """Per group: paired delta, and the interaction with the rest of the labelled rows."""
+
+    def dense(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        key = cluster[rows] * k + codes[rows]
+        return np.bincount(key, weights=values[rows], minlength=n_clusters * k).reshape(n_clusters, k)
+
+    nb, db, nc, dc = dense(b_rows, num), dense(b_rows, den), dense(c_rows, num), dense(c_rows, den)
+    cnt = dense(c_rows, np.ones(num.size))
+    # The rest of each group: every other labelled row of the same speakers and the others.
+    rb_n, rb_d = nb.sum(axis=1, keepdims=True) - nb, db.sum(axis=1, keepdims=True) - db
+    rc_n, rc_d = nc.sum(axis=1, keepdims=True) - nc, dc.sum(axis=1, keepdims=True) - dc
     with np.errstate(divide="ignore", invalid="ignore"):
-        delta = cn / cd - bn / bd
-        rest = (tcn - cn) / (tcd - cd) - (tbn - bn) / (tbd - bd)
-        return delta - rest
+        Nb, Db, Nc, Dc = nb.sum(0), db.sum(0), nc.sum(0), dc.sum(0)
+        RNb, RDb, RNc, RDc = rb_n.sum(0), rb_d.sum(0), rc_n.sum(0), rc_d.sum(0)
+        Rb, Rc = Nb / Db, Nc / Dc
+        Qb, Qc = RNb / RDb, RNc / RDc
+        eb, ec = nb - Rb * db, nc - Rc * dc
+        fb, fc = rb_n - Qb * rb_d, rc_n - Qc * rc_d
+        # Absolute delta of the group (paired).
+        psi_abs = ec / Dc - eb / Db
+        rest_abs = fc / RDc - fb / RDb
+        relative = (scale == "relative") & (Nb > 0) & (Nc > 0) & (RNb > 0) & (RNc > 0)
+        psi_rel = ec / Nc - eb / Nb
+        rest_rel = fc / RNc - fb / RNb
+    psi_abs, rest_abs, psi_rel, rest_rel = (np.nan_to_num(a) for a in (psi_abs, rest_abs, psi_rel, rest_rel))
+    lam_g = np.array([_cr2(psi_abs[:, j], db[:, j], Db[j]) for j in range(k)])
+    lam_r = np.array([_cr2(rest_abs[:, j], rb_d[:, j], RDb[j]) for j in range(k)])
+    nu_g = np.minimum(np.array([_kish(db[:, j]) for j in range(k)]) - 1.0, _empirical_df(psi_abs))
+    nu_r = np.minimum(np.array([_kish(rb_d[:, j]) for j in range(k)]) - 1.0, _empirical_df(rest_abs))
+    delta = Rc - Rb
+    Vd = lam_g * (psi_abs**2).sum(0)
+    _, _, delta_p, delta_low, delta_high = t_contrast(delta, Vd, nu_g, confidence)
+    psi = np.where(relative, psi_rel, psi_abs)
+    rest = np.where(relative, rest_rel, rest_abs)
+    Vg, Vr, C = lam_g * (psi**2).sum(0), lam_r * (rest**2).sum(0), np.sqrt(lam_g * lam_r) * (psi * rest).sum(0)
+    df = welch_df([(Vg, nu_g), (Vr, nu_r)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inter = np.where(relative, np.log(Rc / Rb) - np.log(Qc / Qb), (Rc - Rb) - (Qc - Qb))
+    _, _, p, lo, hi = t_contrast(inter, Vg + Vr - 2 * C, df, confidence)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # Relative interactions are reported as ratios of ratios (1 = no interaction).
+        inter_out = np.where(relative, np.exp(inter), inter)
+        lo_out = np.where(relative, np.exp(lo), lo)
+        hi_out = np.where(relative, np.exp(hi), hi)
+        return {
+            "Rb": Rb, "Rc": Rc, "delta": delta, "delta_low": delta_low, "delta_high": delta_high, "delta_p": delta_p,
+            "delta_ratio": Rc / Rb, "rest_delta": Qc - Qb, "rest_delta_ratio": Qc / Qb,
+            "inter": inter_out, "inter_low": lo_out, "inter_high": hi_out, "p": p, "df": df,
+            "inter_scale": np.where(relative, "ratio of ratios", "difference of deltas"),
+            "clusters": (db > 0).sum(0), "n": cnt.sum(0), "rest_clusters": (rb_d > 0).sum(0),
+        }
 
 
-def _t_p(point: float, reps: np.ndarray, clusters: int) -> float | None:
-    finite = reps[np.isfinite(reps)]
-    if finite.size < 2 or not np.isfinite(point):
-        return None
-    se = float(np.std(finite, ddof=1)) * np.sqrt(clusters / max(clusters - 1, 1))
-    if se == 0:
-        return 1.0 if point == 0 else 0.0
-    return float(2 * sstats.t.sf(abs(point) / se, max(clusters - 1, 1)))
+def _empirical_df(psi: np.ndarray) -> np.ndarray:
+    """Satterthwaite degrees of freedom of each column's sum of squared influences, from the data."""
+    return empirical_df((psi**2).sum(axis=0), (psi**4).sum(axis=0), (psi != 0).sum(axis=0))
+
+
+def _cr2(psi: np.ndarray, d: np.ndarray, D: float) -> float:
+    """The CR2 leverage factor of a sum of squared cluster influences."""
+    total = float(psi @ psi)
+    if total <= 0 or D <= 0:
+        return 1.0
+    h = np.minimum(d / D, 0.999)
+    return float((psi * psi / (1.0 - h)).sum() / total)
+
+
+def _kish(d: np.ndarray) -> float:
+    """Kish's effective number of clusters of denominators ``d`` (at least 2)."""
+    s2 = float(d @ d)
+    return max(float(d.sum()) ** 2 / s2, 2.0) if s2 > 0 else 2.0
 
 
 def _f(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
-
-
-def _name(spec: str) -> str:
-    """A readable name for a condition spec, when the caller gives none."""
-    try:
-        from groupwise.speech._conditions import parse_condition
-
-        return parse_condition(spec).name
-    except Exception:  # not a speech condition (tabular last-mile data): keep the label
-        return spec

@@ -37,23 +37,31 @@ __all__ = ["METRICS", "Metric", "MetricColumns", "Contributions", "contributions
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric's name, meaning and which direction is worse."""
+    """A metric's name, meaning, which direction is worse, and its kind of count.
+
+    ``kind`` says what the per-row ``num`` is, which decides the variance model that
+    bounds intervals where a group has few or no errors: ``"count"`` (errors that can
+    exceed one per unit of ``den``, such as word errors: Poisson with speaker
+    overdispersion), ``"binary"`` (0/1 outcomes: binomial with intra-cluster correlation)
+    or ``"continuous"`` (no count model; cluster-robust variance only).
+    """
 
     name: str
     description: str
     higher_is_worse: bool | None
     inputs: tuple[str, ...]
+    kind: str = "continuous"
 
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("wer", "word error rate", True, ("reference", "hypothesis")),
-        Metric("cer", "character error rate", True, ("reference", "hypothesis")),
-        Metric("error_rate", "error rate (0/1 loss)", True, ("y_true", "y_pred")),
-        Metric("fpr", "false positive rate", True, ("y_true", "y_pred")),
-        Metric("fnr", "false negative rate", True, ("y_true", "y_pred")),
-        Metric("selection_rate", "selection rate", None, ("y_pred",)),
+        Metric("wer", "word error rate", True, ("reference", "hypothesis"), "count"),
+        Metric("cer", "character error rate", True, ("reference", "hypothesis"), "count"),
+        Metric("error_rate", "error rate (0/1 loss)", True, ("y_true", "y_pred"), "binary"),
+        Metric("fpr", "false positive rate", True, ("y_true", "y_pred"), "binary"),
+        Metric("fnr", "false negative rate", True, ("y_true", "y_pred"), "binary"),
+        Metric("selection_rate", "selection rate", None, ("y_pred",), "binary"),
         Metric("mae", "mean absolute error", True, ("y_true", "y_pred")),
         Metric("mse", "mean squared error", True, ("y_true", "y_pred")),
         Metric("ratio", "ratio of summed num to summed den", True, ("num", "den")),
