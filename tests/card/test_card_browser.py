@@ -65,3 +65,20 @@ def test_card_prints(v1_card, chromium, tmp_path):
     assert data.startswith(b"%PDF") and data.count(b"/Type /Page") >= 3
     page = (v1_card / "card.html").read_text()
     assert "@media print{" in page and "nav{display:none}" in page
+
+
+def test_card_fits_a_phone(v1_card, chromium, tmp_path):
+    """At a phone's width the page does not scroll sideways: wide tables scroll in their own box."""
+    import shutil
+    import subprocess
+
+    chromium(v1_card / "card.html")  # skips when chromium is missing
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    dom = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--window-size=390,844", "--virtual-time-budget=5000", "--dump-dom", (v1_card / "card.html").resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert 'data-overflow="0"' in dom
+    page = (v1_card / "card.html").read_text()
+    assert "width=device-width" in page and "class='scroll'" in page

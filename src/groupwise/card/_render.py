@@ -43,7 +43,8 @@ tr,svg.plot,figure{break-inside:avoid}h2,h3{break-after:avoid}a{color:#000;text-
 _LOAD_CHECK = (
     "<script>window.addEventListener('load',function(){var r=(performance.getEntriesByType?"
     "performance.getEntriesByType('resource').length:0);document.body.setAttribute('data-resources-loaded',String(r));"
-    "document.body.setAttribute('data-plots',String(document.querySelectorAll('svg.plot').length));});</script>"
+    "document.body.setAttribute('data-plots',String(document.querySelectorAll('svg.plot').length));"
+    "document.body.setAttribute('data-overflow',String(document.documentElement.scrollWidth-document.documentElement.clientWidth));});</script>"
 )
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
