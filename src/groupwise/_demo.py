@@ -63,7 +63,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, console: An
         write_table(data.drop(columns=["true_rate"]), out / "transcripts.csv")
     console.print(f"Generated {n:,} simulated utterances from {speakers:,} speakers in {data['accent'].nunique()} accents.")
     provenance = {"accent": "annotated", "noise": "measured", "gender": "self_reported"}
-    with console.status("Auditing WER (joint speaker bootstrap, 1,000 replicates)..."):
+    with console.status("Auditing WER (cluster-robust over speakers)..."):
         result = audit(
             data,
             metric="wer",
@@ -84,8 +84,9 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, console: An
     plot_uri = figure_data_uri(fig)
     intro = (
         "Simulated transcripts of a clinical dictation recogniser (marked <b>synthetic</b>): "
-        f"{n:,} utterances from {speakers:,} speakers. Intervals come from a joint speaker "
-        "bootstrap with 1,000 replicates; gaps are against the overall WER, Holm-corrected across "
+        f"{n:,} utterances from {speakers:,} speakers. Intervals and tests are "
+        "cluster-robust over speakers (exact count-model intervals, studentised tests of the log ratio "
+        "with small-sample corrections); gaps are against the overall WER, Holm-corrected across "
         "every group tested."
     )
     html = html_report(

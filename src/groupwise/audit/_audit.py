@@ -105,7 +105,7 @@ def audit(
     provenance: Provenance | Mapping[str, str] | None = None,
     allow_imputed: bool = False,
 ) -> AuditResult:
-    """Audit a metric across groups with joint cluster-bootstrap statistics.
+    """Audit a metric across groups with cluster-robust statistics.
 
     Parameters
     ----------
@@ -164,7 +164,8 @@ def audit(
         clusters and examples with a non-zero denominator count (for ``fnr``, people with
         an actual positive; for ``wer``, utterances with a non-empty reference).
     seed : int or None, default=0
-        Seed of the bootstrap; the same seed gives the same numbers.
+        Seed of the permutation test (``test="permutation"``); the same seed gives the same
+        numbers.
     reference, hypothesis : str
         Transcript columns for ``wer`` and ``cer``.
     y_true, y_pred : str

@@ -112,7 +112,20 @@ def lastmile_table(result: Any) -> str:
             return "—"
         return f"{100 * x:+.1f} pt" if pct else f"{x:+.3g}"
 
-    blocks = []
+    def inter(g: dict[str, Any]) -> str:
+        if g.get("interaction") is None:
+            return "—"
+        if g.get("interaction_scale") == "ratio of ratios":
+            return f"x{g['interaction']:.2f} ({g['interaction_ci_low']:.2f}–{g['interaction_ci_high']:.2f})"
+        return pts(g["interaction"])
+
+    scale = result.settings.get("scale", "relative")
+    blocks = [
+        "<p>Interactions on the "
+        + ("relative scale: the group's condition/baseline ratio over the rest's (x1.00 = no difference)."
+           if scale == "relative" else "absolute scale: the group's change minus the rest's, in points.")
+        + "</p>"
+    ]
     for c in result.conditions:
         o = c["overall"]
         rows = [
@@ -128,7 +141,7 @@ def lastmile_table(result: Any) -> str:
             rows.append(
                 f"<tr class='{cls}'><td>{_esc(group_label(g['group']))}</td><td>{g['clusters']:,}</td>"
                 f"<td>{format_value(g['baseline'], m)}</td><td>{format_value(g['value'], m)}</td><td>{pts(g['delta'])}</td>"
-                f"<td>{ci}</td><td>{pts(g['interaction'])}</td><td>{p}</td><td>{_esc(status)}</td></tr>"
+                f"<td>{ci}</td><td>{inter(g)}</td><td>{p}</td><td>{_esc(status)}</td></tr>"
             )
         head = (
             f"<tr><th>{_esc(result.by)}</th><th>speakers</th><th>baseline</th><th>condition</th><th>delta</th>"
