@@ -213,7 +213,8 @@ def _methodology(audit: dict[str, Any], last: dict[str, Any] | None) -> dict[str
     if last is not None:
         ls = last.get("settings") or {}
         out["lastmile"] = {
-            "pairing": "the same examples under baseline and under each condition; one bootstrap weight per cluster shared by all conditions",
+            "pairing": "the same examples under baseline and under each condition, paired by cluster",
+            "inference": ls.get("inference") or ls.get("interval"),
             "correction": ls.get("correction"),
             "correction_family": "every (condition, group) interaction tested",
             "test": ls.get("test"),

@@ -14,7 +14,10 @@ from typing import Any
 
 __all__ = ["to_mct", "to_hf", "to_eee", "cells"]
 
-_TASKS = {"wer": "automatic-speech-recognition", "cer": "automatic-speech-recognition"}
+_TASKS = {
+    "wer": "automatic-speech-recognition", "cer": "automatic-speech-recognition",
+    "mae": "tabular-regression", "mse": "tabular-regression",
+}
 
 
 def _num(x: Any) -> float | None:
