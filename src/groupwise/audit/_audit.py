@@ -208,6 +208,13 @@ def audit(
     compare = _choice(compare, "compare", _COMPARES)
     correction = _choice(correction, "correction", _CORRECTIONS)
     test = check_test(test)
+    if test == "permutation" and compare == "best":
+        raise InputError(
+            "test='permutation' (--test permutation) was combined with compare='best' (--compare best): the best "
+            "group is chosen from the data, and shuffling groups does not re-choose it",
+            fix="use the default test with --compare best (each group against every better group, corrected for "
+            "the choice), or --compare overall/complement with --test permutation",
+        )
     if n_perm is not None:
         check_scalar(n_perm, "n_perm", int, min_val=99)
     check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
@@ -259,7 +266,13 @@ def audit(
                 "fpr": "(there are no actual negatives)",
                 "fnr": "(there are no actual positives)",
             }.get(spec.name, ""),
-            fix="check the columns and --pos-label, or choose another metric",
+            fix=(
+                "check the --reference column (it must hold the reference transcripts)"
+                if spec.name in ("wer", "cer")
+                else "check the --y-true and --y-pred columns and --pos-label, or choose another metric"
+                if spec.name in ("fpr", "fnr", "selection_rate")
+                else "check the columns, or choose another metric"
+            ),
         )
 
     kind = metric_kind(spec.kind, contrib.num, contrib.den)
