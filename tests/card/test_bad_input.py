@@ -144,3 +144,13 @@ def test_unspecified_provenance_is_no_conflict(v1, tmp_path):
     (tmp_path / "audit.json").write_text(json.dumps(audit))
     out = build(v1 / "card.yaml", tmp_path / "audit.json", lastmile=v1 / "lastmile.json", out=tmp_path / "card")
     assert json.loads((out / "card.json").read_text())["provenance"]["accent"]["provenance"] == "synthetic"
+
+
+def test_different_text_normalisation_refused_unless_allowed(v1, tmp_path):
+    last = json.loads((v1 / "lastmile.json").read_text())
+    last["settings"]["normalize"] = "whitespace"
+    (tmp_path / "lastmile.json").write_text(json.dumps(last))
+    _cli_fails(["card", "build", "--about", str(v1 / "card.yaml"), "--audit", str(v1 / "audit.json"), "--lastmile", "lastmile.json",
+                "-o", "card"], tmp_path, "normalise text differently", "lastmile: whitespace", "--normalize")
+    assert not (tmp_path / "card").exists()
+    build(v1 / "card.yaml", v1 / "audit.json", lastmile=tmp_path / "lastmile.json", out=tmp_path / "card", allow_mixed=True)

@@ -321,6 +321,17 @@ def assemble(
             "the inputs come from different versions of groupwise (" + ", ".join(f"{k}: {v}" for k, v in stamps.items()) + ")",
             fix="rerun them with one version, or pass --allow-mixed to publish them anyway (the card records each version)",
         )
+    norms = {
+        r: (d.get("settings") or {}).get("normalize")
+        for r, d in (("audit", audit), ("lastmile", lastmile or {}))
+        if (d.get("settings") or {}).get("normalize")
+    }
+    if len(set(norms.values())) > 1 and not allow_mixed:
+        raise InputError(
+            "the inputs normalise text differently (" + ", ".join(f"{k}: {v}" for k, v in norms.items()) + "), so their "
+            "error rates are not the same metric",
+            fix="rerun them with the same --normalize, or pass --allow-mixed to publish them side by side",
+        )
     conflicts = _provenance_conflicts(audit.get("provenance") or {}, (lastmile or {}).get("provenance") or {})
     if conflicts and not allow_mixed:
         raise InputError(
