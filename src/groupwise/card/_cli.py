@@ -32,7 +32,7 @@ def build_cmd(
     coverage: Annotated[Optional[Path], typer.Option("--coverage", help="JSON written by 'groupwise coverage --json'.")] = None,
     slices: Annotated[Optional[Path], typer.Option("--slices", help="JSON written by 'groupwise slices --json' (confirmed slices: 'found by search').")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="Extra formats, comma-separated: mct (Model Card Toolkit), hf (Hugging Face model-index), eee (Every Eval Ever).")] = None,
-    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Accept inputs of different metrics or tool versions (each section states its own).")] = False,
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Accept inputs that differ in metric, text normalisation, column provenance or tool version (each section states its own).")] = False,
 ) -> None:
     """Build card.html, card.md and card.json (and exports) from card.yaml and measured results.
 
