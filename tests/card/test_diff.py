@@ -114,3 +114,23 @@ def test_no_change_is_rarely_flagged():
     assert len(p) == 150
     rate = sum(x < 0.05 for x in p) / len(p)
     assert rate <= 0.09, rate
+
+
+def test_tabular_cards_diff(tabular, tmp_path):
+    """Two versions of a tabular model: expression groups and a complement reference diff like any other."""
+    import groupwise
+    from groupwise.card import build
+
+    df = groupwise.tabular_example(3000, seed=1)
+    groupwise.audit(
+        df, metric="fnr", by=["sex", "race"], groups=["age >= 60"], cluster="household", compare="complement",
+        provenance={"sex": "self_reported", "race": "self_reported"}, n_boot=300,
+    ).to_json(tmp_path / "audit.json")
+    old = build(tabular / "card.yaml", tabular / "audit.json", out=tmp_path / "old")
+    new = build(tabular / "card.yaml", tmp_path / "audit.json", out=tmp_path / "new")
+    d = diff(old / "card.json", new / "card.json")
+    labels = {c["label"] for c in d["changes"]}
+    assert "age >= 60" in labels and "sex=female" in labels
+    assert d["summary"]["tested"] >= 5 and d["coverage"] is None
+    res = run_cli("card", "diff", str(old / "card.json"), str(new / "card.json"), "-o", str(tmp_path / "d"))
+    assert res.returncode == 0, res.stderr
