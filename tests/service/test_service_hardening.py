@@ -307,6 +307,7 @@ def test_failed_sign_ins_are_throttled_and_batched(sqlite_url, program_dir):
     settings = service_settings(sqlite_url, auth_failures_per_minute=3, audit_flush_seconds=3600, inprocess_worker=False)
     with running_service(settings, program_dir) as service:
         client = service.client
+        team = service.team("alpha")  # the admin's token works from this address
         csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
         codes = [client.post("/login", data={"token": f"gwb_guess{i}", "csrf": csrf}).status_code for i in range(20)]
         assert codes[:3] == [401] * 3 and set(codes[3:]) == {429}
@@ -314,6 +315,9 @@ def test_failed_sign_ins_are_throttled_and_batched(sqlite_url, program_dir):
         service.app.state.audit_batch.flush()
         rows = _audit_rows(service.app, "sign-in")
         assert len(rows) == 1 and "3 times" in rows[0].detail
+        # A team whose token worked from here before still signs in.
+        assert client.get("/api/v1/me", headers=service.auth(team)).status_code == 429
+        assert client.post("/login", data={"token": service.admin, "csrf": csrf}, follow_redirects=False).status_code == 303
 
 
 # --- 5. revocation reaches everything made from it -----------------------------------------
