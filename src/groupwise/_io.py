@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from groupwise._errors import InputError
+from groupwise._validation import check_scalar  # noqa: F401  (re-exported: one validator for every module)
 
 __all__ = ["read_table", "check_columns", "check_scalar", "TABLE_SUFFIXES"]
 
@@ -129,46 +130,6 @@ def check_columns(
                 f"the {role} column {column!r} is not in the data",
                 fix=f"pass {option} with one of the data's columns: {listed}",
             )
-
-
-def check_scalar(
-    value: Any,
-    name: str,
-    kind: type | tuple[type, ...],
-    *,
-    min_val: float | None = None,
-    max_val: float | None = None,
-    include_min: bool = True,
-    include_max: bool = True,
-) -> Any:
-    """Check a scalar option, with one message template for all of them.
-
-    Examples
-    --------
-    >>> check_scalar(0, "n_boot", int, min_val=1)
-    Traceback (most recent call last):
-    ...
-    groupwise._errors.InputError: the 'n_boot' parameter must be an int in [1, inf). Got 0 instead. Fix: pass a value in that range.
-    """
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    ok_type = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-    if isinstance(value, (np.integer, np.floating)) and any(k in (int, float) for k in kinds):
-        ok_type = True
-    low = "-inf" if min_val is None else min_val
-    high = "inf" if max_val is None else max_val
-    interval = f"{'[' if include_min and min_val is not None else '('}{low}, {high}{']' if include_max and max_val is not None else ')'}"
-    kind_name = " or ".join(k.__name__ for k in kinds)
-    in_range = ok_type and not (
-        (min_val is not None and (value < min_val or (not include_min and value == min_val)))
-        or (max_val is not None and (value > max_val or (not include_max and value == max_val)))
-        or (isinstance(value, float) and np.isnan(value))
-    )
-    if not in_range:
-        raise InputError(
-            f"the {name!r} parameter must be an {kind_name} in {interval}. Got {value!r} instead",
-            fix="pass a value in that range",
-        )
-    return value
 
 
 def split_names(values: Sequence[str] | str | None) -> list[str]:

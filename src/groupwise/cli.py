@@ -412,7 +412,7 @@ def lastmile_cmd(
     scale: Annotated[str, typer.Option(help="Interaction scale: relative (ratio of ratios; a condition that multiplies everyone alike flags nobody) or absolute (WER points).")] = "relative",
     correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
     alpha: Annotated[float, typer.Option(help="Flag interactions whose corrected p-value is at most this.")] = 0.05,
-    min_clusters: Annotated[int, typer.Option(help="Fewer speakers than this: insufficient.")] = 5,
+    min_clusters: Annotated[int, typer.Option(help="Fewer speakers than this (in the accent or in the rest): insufficient.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of transforms and bootstrap.")] = 0,
     normalize: Annotated[str, typer.Option(help="Text normalisation: default, none, english (for Whisper), or steps joined by +.")] = "default",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number to this JSON file.")] = None,

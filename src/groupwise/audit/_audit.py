@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from groupwise._errors import InputError
-from groupwise._io import check_columns, check_scalar, read_table, split_names
+from groupwise._io import check_columns, read_table, split_names
+from groupwise._validation import DEFAULTS, check_choice, check_scalar
 from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 from groupwise._provenance import Provenance
 from groupwise.audit._result import AuditResult
@@ -84,15 +85,15 @@ def audit(
     by: Sequence[str | Sequence[str]] | str | None = None,
     groups: Sequence[str] | str | None = None,
     cluster: str | None = None,
-    compare: str = "overall",
-    correction: str = "holm",
+    compare: str = DEFAULTS["compare"],
+    correction: str = DEFAULTS["correction"],
     test: str = "auto",
     n_perm: int | None = None,
-    alpha: float = 0.05,
-    confidence: float = 0.95,
+    alpha: float = DEFAULTS["alpha"],
+    confidence: float = DEFAULTS["confidence"],
     n_boot: int = 1000,
-    min_clusters: int = 10,
-    min_examples: int = 30,
+    min_clusters: int = DEFAULTS["min_clusters"],
+    min_examples: int = DEFAULTS["min_examples"],
     seed: int | None = 0,
     reference: str = "reference",
     hypothesis: str = "hypothesis",
@@ -205,8 +206,8 @@ def audit(
     """
     frame = read_table(data)
     spec = get_metric(metric)
-    compare = _choice(compare, "compare", _COMPARES)
-    correction = _choice(correction, "correction", _CORRECTIONS)
+    compare = check_choice(compare, "compare", _COMPARES, caller="audit")
+    correction = check_choice(correction, "correction", _CORRECTIONS, caller="audit")
     test = check_test(test)
     if test == "permutation" and compare == "best":
         raise InputError(
@@ -339,12 +340,6 @@ def audit(
         settings=settings,
         provenance=prov.describe(group_columns),
     )
-
-
-def _choice(value: str, name: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise InputError(f"the {name!r} parameter is {value!r}", fix=f"use one of {', '.join(allowed)}")
-    return value
 
 
 def _families_from_by(by: Sequence[str | Sequence[str]] | str | None) -> list[list[str]]:

@@ -31,7 +31,8 @@ import pandas as pd
 from scipy import stats as sstats
 
 from groupwise._errors import InputError
-from groupwise._io import check_columns, check_scalar, read_table, split_names
+from groupwise._io import check_columns, read_table, split_names
+from groupwise._validation import DEFAULTS, check_scalar
 from groupwise.audit._inference import CellSums, cell_sums, dispersion, value_interval
 from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 
@@ -132,10 +133,10 @@ def coverage(
     cluster: str | None = None,
     metric: str | None = "auto",
     target_half_width: float | None = None,
-    confidence: float = 0.95,
-    alpha: float = 0.05,
-    min_clusters: int = 10,
-    min_examples: int = 30,
+    confidence: float = DEFAULTS["confidence"],
+    alpha: float = DEFAULTS["alpha"],
+    min_clusters: int = DEFAULTS["min_clusters"],
+    min_examples: int = DEFAULTS["min_examples"],
     strength: int | None = None,
     reference: str = "reference",
     hypothesis: str = "hypothesis",

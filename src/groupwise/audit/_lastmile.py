@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from groupwise._errors import InputError
-from groupwise._io import check_columns, check_scalar, read_table, split_names
+from groupwise._io import check_columns, read_table, split_names
+from groupwise._validation import DEFAULTS, check_choice, check_scalar
 from groupwise.audit._metrics import MetricColumns, contributions, get_metric
 from groupwise._provenance import Provenance
 from groupwise.audit._result import format_value, group_label
@@ -231,15 +232,15 @@ def lastmile(
     num: str = "num",
     den: str = "den",
     normalize: str = "default",
-    scale: str = "relative",
+    scale: str = DEFAULTS["scale"],
     n_boot: int = 1000,
     n_perm: int | None = None,
     test: str = "auto",
-    correction: str = "holm",
-    alpha: float = 0.05,
-    confidence: float = 0.95,
-    min_clusters: int = 5,
-    min_examples: int = 20,
+    correction: str = DEFAULTS["correction"],
+    alpha: float = DEFAULTS["alpha"],
+    confidence: float = DEFAULTS["confidence"],
+    min_clusters: int = DEFAULTS["min_clusters"],
+    min_examples: int = DEFAULTS["min_examples"],
     seed: int | None = 0,
     provenance: Provenance | dict[str, str] | None = None,
     allow_imputed: bool = False,
@@ -304,8 +305,7 @@ def lastmile(
     check_scalar(confidence, "confidence", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     check_scalar(min_clusters, "min_clusters", int, min_val=1)
-    if correction not in ("holm", "bh", "none"):
-        raise InputError(f"the 'correction' parameter is {correction!r}", fix="use holm, bh or none")
+    correction = check_choice(correction, "correction", ("holm", "bh", "none"), caller="lastmile")
     if test not in ("auto", "t"):
         raise InputError(
             f"the last mile's 'test' parameter is {test!r}",
@@ -314,8 +314,7 @@ def lastmile(
         )
     if n_perm is not None:
         raise InputError("n_perm was given, but the last mile runs no permutation test", fix="leave n_perm (--n-perm) out")
-    if scale not in ("relative", "absolute"):
-        raise InputError(f"the 'scale' parameter is {scale!r}", fix="use relative (ratio of ratios) or absolute (points)")
+    scale = check_choice(scale, "scale", ("relative", "absolute"), caller="lastmile")
     prov = provenance if isinstance(provenance, Provenance) else Provenance(dict(provenance or {}))
     prov = prov.merged(frame.attrs.get("provenance", {})) if not isinstance(provenance, Provenance) else prov
     prov.check(by_cols, allow_imputed=allow_imputed)
