@@ -39,6 +39,13 @@ def test_a_team_submits_and_learns_accept_or_reject(service, models):
     assert usage["counts"] == [[2, 1, 0]]
     svg = service.client.get("/api/v1/programs/synthetic/trajectory.svg")
     assert svg.status_code == 200 and svg.text.startswith("<svg")
+    # The bounty's main figure: each group's error at every version.
+    paths = service.client.get("/api/v1/programs/synthetic/group-trajectories").json()
+    assert paths["versions"] == list(range(program["version"] + 1))
+    assert paths["groups"]["u > 0.5"][-1] < paths["groups"]["u > 0.5"][0]
+    png = service.client.get("/api/v1/programs/synthetic/group-trajectories.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert 'id="group-trajectories"' in service.client.get("/programs/synthetic/history").text
 
 
 def test_bundle_and_predictions_of_the_current_model(service, models):

@@ -17,6 +17,7 @@ __all__ = [
     "FeatureInfo",
     "FeatureUsage",
     "GroupErrorRow",
+    "GroupTrajectories",
     "LeaderboardRow",
     "Message",
     "PredictRequest",
@@ -222,6 +223,15 @@ class GroupErrorRow(BaseModel):
     test_rows: int
     loss_base: float | None
     loss_current: float | None
+
+
+class GroupTrajectories(BaseModel):
+    """Each group's loss on the public test split at every version (the bounty's main figure)."""
+
+    versions: list[int]
+    kinds: list[str]
+    overall: list[float | None]
+    groups: dict[str, list[float | None]] = Field(description="Group description -> its loss at each version (None: no test rows).")
 
 
 class FeatureUsage(BaseModel):

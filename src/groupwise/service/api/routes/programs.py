@@ -23,6 +23,7 @@ from groupwise.service.core.throttle import Throttle
 from groupwise.service.schemas import (
     FeatureUsage,
     GroupErrorRow,
+    GroupTrajectories,
     LeaderboardRow,
     PredictRequest,
     PredictResponse,
@@ -94,6 +95,23 @@ def versions(request: Request, program: ProgramDep) -> list[dict[str, Any]]:
 @router.get("/programs/{slug}/groups", response_model=list[GroupErrorRow], responses={404: {}}, summary="Per-group loss on the public test split")
 def groups(request: Request, program: ProgramDep) -> list[dict[str, Any]]:
     return request.app.state.views.group_errors(program.directory)
+
+
+@router.get("/programs/{slug}/group-trajectories", response_model=GroupTrajectories, responses={404: {}},
+            summary="Each group's public-test loss at every version")
+def group_trajectories(request: Request, program: ProgramDep) -> dict[str, Any]:
+    return request.app.state.views.group_trajectories(program.directory)
+
+
+@router.get(
+    "/programs/{slug}/group-trajectories.png",
+    responses={200: {"content": {"image/png": {}}}, 404: {}},
+    response_class=Response,
+    summary="Each group's error across versions, drawn (PNG)",
+)
+def group_trajectories_png(request: Request, program: ProgramDep) -> Response:
+    png = request.app.state.views.group_trajectories_png(program.directory)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=5"})
 
 
 @router.get("/programs/{slug}/feature-usage", response_model=FeatureUsage, responses={404: {}}, summary="Teams by features (the heat map's data)")
