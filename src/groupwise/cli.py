@@ -88,7 +88,7 @@ def audit(
     plot: Annotated[Optional[Path], typer.Option(help="Save a plot of group values and intervals (PNG, SVG or PDF).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Audit a metric across groups, with cluster-bootstrap intervals and corrected tests.
+    """Audit a metric across groups, with cluster-robust intervals and corrected tests.
 
     Example: [bold]groupwise audit hyps.csv --by accent --by accent,noise --cluster speaker --json out.json[/]
     """

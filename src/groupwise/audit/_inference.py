@@ -124,13 +124,25 @@ def cell_sums(cluster: np.ndarray, codes: np.ndarray, num: np.ndarray, den: np.n
     ([0.375, 0.25], [2, 1])
     """
     keep = codes >= 0
-    key = cluster[keep].astype(np.int64) * k + codes[keep]
-    where, index = np.unique(key, return_inverse=True)
+    all_rows = bool(keep.all())
+    key = cluster.astype(np.int64) * k + codes if all_rows else cluster[keep].astype(np.int64) * k + codes[keep]
+    num_k, den_k = (num, den) if all_rows else (num[keep], den[keep])
+    if n_clusters * k <= 20_000_000:
+        # Dense bincounts over every (cluster, cell) pair: linear time, no sort.
+        size = n_clusters * k
+        cnt_all = np.bincount(key, minlength=size)
+        where = np.flatnonzero(cnt_all)
+        an = np.bincount(key, weights=num_k, minlength=size)[where]
+        ad = np.bincount(key, weights=den_k, minlength=size)[where]
+        cnt = cnt_all[where]
+        cnt_den = np.bincount(key, weights=(den_k > 0).astype(float), minlength=size)[where]
+    else:
+        where, index = np.unique(key, return_inverse=True)
+        an = np.bincount(index, weights=num_k, minlength=where.size)
+        ad = np.bincount(index, weights=den_k, minlength=where.size)
+        cnt = np.bincount(index, minlength=where.size)
+        cnt_den = np.bincount(index, weights=(den_k > 0).astype(float), minlength=where.size)
     rows, cols = np.divmod(where, k)
-    an = np.bincount(index, weights=num[keep], minlength=where.size)
-    ad = np.bincount(index, weights=den[keep], minlength=where.size)
-    cnt = np.bincount(index, minlength=where.size)
-    cnt_den = np.bincount(index, weights=(den[keep] > 0).astype(float), minlength=where.size)
     N = np.bincount(cols, weights=an, minlength=k)
     D = np.bincount(cols, weights=ad, minlength=k)
     with np.errstate(divide="ignore", invalid="ignore"):
