@@ -59,7 +59,7 @@ def audit(
         typer.Option("--group", help="A group expression in DataFrame.query syntax, e.g. 'snr_db < 10 and accent != \"en-us\"'. Repeatable."),
     ] = None,
     cluster: Annotated[Optional[str], typer.Option(help="Column of the independently sampled unit (speaker, person).")] = None,
-    compare: Annotated[str, typer.Option(help="Reference of every gap: overall, complement (the rest) or best.")] = "overall",
+    compare: Annotated[str, typer.Option(help="Reference of each gap: overall, complement, best, or a named group COLUMN=VALUE (e.g. race=white).")] = "overall",
     correction: Annotated[str, typer.Option(help="Multiplicity correction across all groups: holm, bh or none.")] = "holm",
     test: Annotated[str, typer.Option(help="How gaps are tested: auto or t (cluster-robust t with small-sample corrections), or permutation (studentised; clusters nested in groups).")] = "auto",
     n_perm: Annotated[Optional[int], typer.Option("--n-perm", help="Permutations for --test permutation (default: enough for the correction).")] = None,

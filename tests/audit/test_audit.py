@@ -206,3 +206,36 @@ def test_group_wer_and_edit_counts_equal_jiwer_and_fairlearn(alphabet):
             assert (g["substitutions"], g["deletions"], g["insertions"], g["hits"]) == (
                 counts.substitutions, counts.deletions, counts.insertions, counts.hits,
             )
+
+
+def test_named_reference_group(tab):
+    result = audit(tab, metric="fnr", by=["race", "race,sex", "sex"], cluster="household", compare="race=white")
+    by_label = {(g["family"], tuple(sorted(g["group"].items()))): g for g in result.groups}
+    white = by_label[("race", (("race", "white"),))]
+    assert white["status"] == "reference" and white["p_value"] is None
+    black = by_label[("race", (("race", "black"),))]
+    assert black["reference_value"] == pytest.approx(white["value"])
+    # Inside race,sex the reference is white of the same sex.
+    bf = by_label[("race,sex", (("race", "black"), ("sex", "female")))]
+    wf = by_label[("race,sex", (("race", "white"), ("sex", "female")))]
+    assert bf["reference_value"] == pytest.approx(wf["value"]) and wf["status"] == "reference"
+    assert all(g["status"] == "no_reference" for g in result.groups if g["family"] == "sex")
+    with pytest.raises(InputError, match="no row has race equal to 'purple'"):
+        audit(tab, metric="fnr", by="race", compare="race=purple")
+    with pytest.raises(InputError, match="in no --by family"):
+        audit(tab, metric="fnr", by="sex", compare="race=white")
+
+
+def test_named_reference_false_flags_under_the_null():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from designs import nested
+
+    flags = 0
+    for rep in range(60):
+        frame, _ = nested(np.random.default_rng(rep), rates=[0.15] * 6, speakers=15)
+        result = audit(frame, metric="ratio", by="accent", cluster="speaker", compare="accent=0", min_clusters=5)
+        flags += any(g["flagged"] for g in result.groups)
+    assert flags / 60 <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 60)

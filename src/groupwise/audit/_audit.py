@@ -36,6 +36,20 @@ VALUE_INTERVAL_NOTE = {
 }
 
 
+def _named_reference(compare: Any) -> tuple[str, str] | None:
+    """``"race=white"`` as ``("race", "white")``; None for the keyword references."""
+    if isinstance(compare, str) and "=" in compare:
+        column, _, value = compare.partition("=")
+        column, value = column.strip(), value.strip().strip("'\"")
+        if not column or not value:
+            raise InputError(
+                f"--compare {compare!r} does not name a group",
+                fix="write COLUMN=VALUE, for example --compare race=white",
+            )
+        return column, value
+    return None
+
+
 def metric_kind(kind: str, num: np.ndarray, den: np.ndarray) -> str:
     """The count model of precomputed ``num``/``den`` (``metric="ratio"``), read from the data.
 
@@ -128,10 +142,13 @@ def audit(
         The column of the independently sampled unit (speaker, person, household). Without
         it every row is its own cluster, which overstates precision when rows are not
         independent (several utterances per speaker).
-    compare : {"overall", "complement", "best"}, default="overall"
+    compare : {"overall", "complement", "best"} or "COLUMN=VALUE", default="overall"
         The reference each group's gap is measured against: the whole data, the rows
-        outside the group, or the best sufficient group of the same family (lowest error;
-        highest rate for ``selection_rate``).
+        outside the group, the best sufficient group of the same family (lowest error;
+        highest rate for ``selection_rate``; a group is flagged only if some other group is
+        significantly better, each pair corrected over the family), or a named group such
+        as ``"race=white"`` (in a ``race,sex`` family, white of the same sex; that group is
+        the ``reference`` and families without the column say ``no_reference``).
     correction : {"holm", "bh", "none"}, default="holm"
         Multiplicity correction across every group tested in the run: Holm controls the
         family-wise error rate, Benjamini-Hochberg (``"bh"``) the false discovery rate.
@@ -206,10 +223,12 @@ def audit(
     """
     frame = read_table(data)
     spec = get_metric(metric)
-    compare = check_choice(compare, "compare", _COMPARES, caller="audit")
+    named = _named_reference(compare)
+    if named is None:
+        compare = check_choice(compare, "compare", _COMPARES, caller="audit")
     correction = check_choice(correction, "correction", _CORRECTIONS, caller="audit")
     test = check_test(test)
-    if test == "permutation" and compare == "best":
+    if test == "permutation" and (compare == "best" or named is not None):
         raise InputError(
             "test='permutation' (--test permutation) was combined with compare='best' (--compare best): the best "
             "group is chosen from the data, and shuffling groups does not re-choose it",
@@ -231,6 +250,20 @@ def audit(
         prov = Provenance(dict(provenance or {}))
 
     by_families = _families_from_by(by)
+    if named is not None:
+        column, wanted = named
+        if not any(column in fam for fam in by_families):
+            raise InputError(
+                f"--compare {compare} names the column {column!r}, which is in no --by family "
+                f"(the families are {', '.join(','.join(f) for f in by_families) or 'none'})",
+                fix=f"add --by {column} (or a family that contains it), or compare with overall, complement or best",
+            )
+        if column in frame.columns and not (frame[column].astype(str) == str(wanted)).any():
+            present = ", ".join(map(str, list(dict.fromkeys(frame[column].astype(str)))[:12]))
+            raise InputError(
+                f"--compare {compare}: no row has {column} equal to {wanted!r} (it has {present})",
+                fix="name a group that exists, spelled as in the data",
+            )
     expressions = [groups] if isinstance(groups, str) else list(groups or [])
     if not by_families and not expressions:
         raise InputError(
@@ -293,7 +326,7 @@ def audit(
         kind=kind,
         inference=n_boot != 0,
         confidence=confidence,
-        compare=compare,  # type: ignore[arg-type]
+        compare=named if named is not None else compare,  # type: ignore[arg-type]
         correction=correction,  # type: ignore[arg-type]
         alpha=alpha,
         min_clusters=min_clusters,

@@ -93,7 +93,7 @@ def analyse(
     kind: str = "count",
     inference: bool = True,
     confidence: float = 0.95,
-    compare: Compare = "overall",
+    compare: Compare | tuple[str, Any] = "overall",
     correction: Correction = "holm",
     alpha: float = 0.05,
     min_clusters: int = 10,
@@ -104,6 +104,10 @@ def analyse(
     seed: int | None = 0,
 ) -> dict[str, Any]:
     """Group values, intervals, gaps and corrected tests for every cell of every family.
+
+    ``compare`` is ``"overall"``, ``"complement"``, ``"best"`` or a named group as
+    ``(column, value)``: each cell against the cell with that value and its own values of
+    the family's other columns.
 
     ``kind`` is the metric's kind (``"count"``, ``"binary"`` or ``"continuous"``, see
     :class:`groupwise.audit._metrics.Metric`); ``inference=False`` gives point estimates
@@ -175,15 +179,22 @@ def analyse(
             low, high, _ = value_interval(kind, s, disp, confidence)
         else:
             low = high = np.full(k, np.nan)
-        out = _contrasts(
-            s, disp=disp, kind=kind, compare=compare, confidence=confidence, sufficient=sufficient,
-            R_T=R_T, D_T=tot_den, N_T=tot_num, e_T=e_T, d_T=d_T, Tee=Tee, Ted=Ted, Tdd=Tdd, lam_T=lam_T,
-            eff_T=eff_T, xbar_T=xbar_T, disp_T=disp_total, orient=orient, min_clusters=min_clusters,
-            min_examples=min_examples, n_rows=n_rows, n_den_total=int(total.n_den[0]),
-            n_clusters_den=int(total.clusters[0]), nu_T=float(total.df()[0]),
-        )
+        role = None
+        if isinstance(compare, tuple):
+            out, role = _named(
+                s, family.labels, e=s.residual(), kind=kind, confidence=confidence, sufficient=sufficient,
+                column=compare[0], value=compare[1],
+            )
+        else:
+            out = _contrasts(
+                s, disp=disp, kind=kind, compare=compare, confidence=confidence, sufficient=sufficient,
+                R_T=R_T, D_T=tot_den, N_T=tot_num, e_T=e_T, d_T=d_T, Tee=Tee, Ted=Ted, Tdd=Tdd, lam_T=lam_T,
+                eff_T=eff_T, xbar_T=xbar_T, disp_T=disp_total, orient=orient, min_clusters=min_clusters,
+                min_examples=min_examples, n_rows=n_rows, n_den_total=int(total.n_den[0]),
+                n_clusters_den=int(total.clusters[0]), nu_T=float(total.df()[0]),
+            )
         test_name = "cluster-robust t"
-        if inference and compare != "best" and test == "permutation" and k > 0:
+        if inference and compare in ("overall", "complement") and test == "permutation" and k > 0:
             labels = _nested_labels(cluster, family.codes, n_clusters)
             reason = None
             if labels is None:
@@ -231,7 +242,7 @@ def analyse(
             )
         pending.append(
             {"start": len(groups) - k, "k": k, "s": s, "sufficient": sufficient, "tested": tested, "mirror": mirror,
-             "low": low, "high": high, "test_name": test_name, **out}
+             "low": low, "high": high, "test_name": test_name, "role": role, **out}
         )
 
     # One correction across every test of the run.
@@ -259,6 +270,10 @@ def analyse(
                 status = "undefined"
             elif not block["sufficient"][j]:
                 status = "insufficient"
+            elif block["role"] is not None and block["role"][j] == 1:
+                status = "reference"
+            elif block["role"] is not None and block["role"][j] == -1:
+                status = "no_reference"
             elif not block["ref_ok"][j]:
                 status = "insufficient_reference"
             elif not block["tested"][j]:
@@ -266,7 +281,7 @@ def analyse(
             else:
                 status = "tested"
             tested = status == "tested"
-            show_ci = inference and status in ("tested", "insufficient_reference", "untestable")
+            show_ci = inference and status in ("tested", "insufficient_reference", "untestable", "reference", "no_reference")
             pa = p_adj[start + j]
             flagged = bool(tested and pa <= alpha)
             gap = block["gap"][j]
@@ -586,6 +601,58 @@ def finish_contrast(core: dict[str, np.ndarray], R: np.ndarray, confidence: floa
     }
 
 
+def _empty_contrasts(k: int) -> dict[str, np.ndarray]:
+    nan = np.full(k, np.nan)
+    out: dict[str, np.ndarray] = {
+        name: nan.copy() for name in ("ref", "gap", "gap_low", "gap_high", "ratio", "ratio_low", "ratio_high", "se", "df", "p", "ref_D")
+    }
+    out["ref_ok"] = np.zeros(k, dtype=bool)
+    out["variance_source"] = np.full(k, None, dtype=object)
+    out["scale"] = np.full(k, None, dtype=object)
+    return out
+
+
+def _pair_grid(s: CellSums, e: np.ndarray, kind: str, idx: np.ndarray, level: float) -> dict[str, np.ndarray]:
+    """Every ordered pair (g, j) of the cells ``idx``: the statistic of g against j.
+
+    The log of the ratio (the difference where either has no errors), its variance from
+    the clusters' Gram (shared clusters keep their covariance), each side's CR2 factor,
+    never less than independent counts at the pair's pooled rate, Satterthwaite degrees of
+    freedom; tests and intervals at ``level``.
+    """
+    m = idx.size
+    R, D, Ng = s.R[idx], s.D[idx], s.N[idx]
+    E = s.matrix(e)[:, idx]
+    gram = (E.T @ E).toarray()
+    lam = s.leverage[idx]
+    nu = s.df()[idx]
+    Rg, Rj = np.broadcast_to(R[:, None], (m, m)), np.broadcast_to(R[None, :], (m, m))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        V1 = lam * np.diag(gram) / D**2
+        C = np.sqrt(np.outer(lam, lam)) * gram / np.outer(D, D)
+        np.fill_diagonal(C, 0.0)
+        pooled = (Ng[:, None] + Ng[None, :]) / (D[:, None] + D[None, :])
+        phi = _phi(kind, pooled)
+        on_log = (Rg > 0) & (Rj > 0)
+        fa = np.where(on_log, 1.0 / np.where(on_log, Rg, 1.0), 1.0)
+        fb = np.where(on_log, 1.0 / np.where(on_log, Rj, 1.0), 1.0)
+        fm = np.where(on_log & (pooled > 0), 1.0 / np.where(pooled > 0, pooled, 1.0), 1.0)
+        va, vb, cv = V1[:, None] * fa**2, V1[None, :] * fb**2, C * fa * fb
+        va_m, vb_m = phi / D[:, None] * fm**2, phi / D[None, :] * fm**2
+        use_model = np.nan_to_num(va_m + vb_m) > np.nan_to_num(va + vb - 2 * cv)
+        va, vb, cv = np.where(use_model, va_m, va), np.where(use_model, vb_m, vb), np.where(use_model, 0.0, cv)
+        theta = np.where(on_log, np.log(np.where(on_log, Rg, 1.0)) - np.log(np.where(on_log, Rj, 1.0)), Rg - Rj)
+    df = welch_df([(va, np.broadcast_to(nu[:, None], (m, m))), (vb, np.broadcast_to(nu[None, :], (m, m)))])
+    se, _, p, lo, hi = t_contrast(theta, va + vb - 2 * cv, df, level)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        g_lo = np.where(on_log, Rj * (np.exp(lo) - 1.0), lo)
+        g_hi = np.where(on_log, Rj * (np.exp(hi) - 1.0), hi)
+        r_lo = np.where(on_log, np.exp(lo), 1.0 + lo / Rj)
+        r_hi = np.where(on_log, np.exp(hi), 1.0 + hi / Rj)
+    return {"R": R, "D": D, "se": se, "df": df, "p": p, "g_lo": g_lo, "g_hi": g_hi, "r_lo": r_lo, "r_hi": r_hi,
+            "on_log": on_log, "use_model": use_model}
+
+
 def _best(
     s: CellSums, *, e: np.ndarray, kind: str, disp: float, confidence: float, sufficient: np.ndarray, orient: float
 ) -> dict[str, np.ndarray]:
@@ -602,50 +669,13 @@ def _best(
     k = s.k
     idx = np.flatnonzero(sufficient & np.isfinite(s.R))
     m = idx.size
-    nan = np.full(k, np.nan)
-    out: dict[str, np.ndarray] = {
-        name: nan.copy() for name in ("ref", "gap", "gap_low", "gap_high", "ratio", "ratio_low", "ratio_high", "se", "df", "p", "ref_D")
-    }
-    out["ref_ok"] = np.zeros(k, dtype=bool)
-    out["variance_source"] = np.full(k, None, dtype=object)
-    out["scale"] = np.full(k, None, dtype=object)
+    out = _empty_contrasts(k)
     if m < 2:
         return out
-    R, D, Ng = s.R[idx], s.D[idx], s.N[idx]
-    E = s.matrix(e)[:, idx]
-    gram = (E.T @ E).toarray()
-    lam = s.leverage[idx]
-    nu = s.df()[idx]
-    xbar = s.xbar[idx]
-    Rg, Rj = np.broadcast_to(R[:, None], (m, m)), np.broadcast_to(R[None, :], (m, m))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        V1 = lam * np.diag(gram) / D**2
-        C = np.sqrt(np.outer(lam, lam)) * gram / np.outer(D, D)
-        np.fill_diagonal(C, 0.0)
-        pooled = (Ng[:, None] + Ng[None, :]) / (D[:, None] + D[None, :])
-        phi = _phi(kind, pooled)
-        Vm_a = phi / D[:, None]
-        Vm_b = phi / D[None, :]
-        on_log = (Rg > 0) & (Rj > 0)
-        fa = np.where(on_log, 1.0 / np.where(on_log, Rg, 1.0), 1.0)
-        fb = np.where(on_log, 1.0 / np.where(on_log, Rj, 1.0), 1.0)
-        fm = np.where(on_log & (pooled > 0), 1.0 / np.where(pooled > 0, pooled, 1.0), 1.0)
-        va, vb, cv = V1[:, None] * fa**2, V1[None, :] * fb**2, C * fa * fb
-        va_m, vb_m = Vm_a * fm**2, Vm_b * fm**2
-        use_model = np.nan_to_num(va_m + vb_m) > np.nan_to_num(va + vb - 2 * cv)
-        va, vb, cv = np.where(use_model, va_m, va), np.where(use_model, vb_m, vb), np.where(use_model, 0.0, cv)
-        V = va + vb - 2 * cv
-        theta = np.where(on_log, np.log(np.where(on_log, Rg, 1.0)) - np.log(np.where(on_log, Rj, 1.0)), Rg - Rj)
-    df = welch_df([(va, np.broadcast_to(nu[:, None], (m, m))), (vb, np.broadcast_to(nu[None, :], (m, m)))])
-    level = 1.0 - (1.0 - confidence) / (m - 1)
-    se, _, p, lo, hi = t_contrast(theta, V, df, level)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        g_lo = np.where(on_log, Rj * (np.exp(lo) - 1.0), lo)
-        g_hi = np.where(on_log, Rj * (np.exp(hi) - 1.0), hi)
-        r_lo = np.where(on_log, np.exp(lo), 1.0 + lo / Rj)
-        r_hi = np.where(on_log, np.exp(hi), 1.0 + hi / Rj)
+    grid = _pair_grid(s, e, kind, idx, 1.0 - (1.0 - confidence) / (m - 1))
+    R, D, p = grid["R"], grid["D"], grid["p"]
     off = ~np.eye(m, dtype=bool)
-    better = off & (orient * (Rg - Rj) > 0)  # j is better than g
+    better = off & (orient * (R[:, None] - R[None, :]) > 0)  # j is better than g
     for a, g in enumerate(idx):
         others = np.flatnonzero(off[a])
         best_j = others[np.argmin(orient * R[others])]
@@ -659,14 +689,66 @@ def _best(
         # In the worse direction, g - best = max_j (g - j) (min_j when lower is worse).
         pick = np.max if orient > 0 else np.min
         with np.errstate(invalid="ignore"):
-            out["gap_low"][g], out["gap_high"][g] = pick(g_lo[a][others]), pick(g_hi[a][others])
-            out["ratio_low"][g], out["ratio_high"][g] = pick(r_lo[a][others]), pick(r_hi[a][others])
-        out["se"][g] = se[a, best_j]
-        out["df"][g] = df[a, best_j]
-        out["scale"][g] = "log ratio" if on_log[a, best_j] else "difference"
-        out["variance_source"][g] = "count model at the pooled rate" if use_model[a, best_j] else "cluster-robust (CR2)"
+            out["gap_low"][g], out["gap_high"][g] = pick(grid["g_lo"][a][others]), pick(grid["g_hi"][a][others])
+            out["ratio_low"][g], out["ratio_high"][g] = pick(grid["r_lo"][a][others]), pick(grid["r_hi"][a][others])
+        _pair_fields(out, grid, g, a, best_j)
     out["ref_ok"][idx] = True
     return out
+
+
+def _named(
+    s: CellSums, labels: list[dict[str, Any]], *, e: np.ndarray, kind: str, confidence: float, sufficient: np.ndarray,
+    column: str, value: Any,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each group against a named group: the cell with ``column == value`` and the group's
+    other values (``race=white`` inside each sex for a ``race,sex`` family).
+
+    Returns the contrasts and each cell's role: 1 the reference itself, 0 compared, -1 no
+    reference in this family (the column is not in it, or that combination is missing or
+    insufficient).
+    """
+    k = s.k
+    out = _empty_contrasts(k)
+    role = np.full(k, -1)
+    if not labels or column not in labels[0]:
+        return out, role
+    target = {}
+    for j, label in enumerate(labels):
+        if str(label[column]) == str(value):
+            target[tuple((c, v) for c, v in label.items() if c != column)] = j
+    ref_of = np.full(k, -1)
+    for g, label in enumerate(labels):
+        j = target.get(tuple((c, v) for c, v in label.items() if c != column), -1)
+        if j == g:
+            role[g] = 1
+        elif j >= 0 and sufficient[j] and np.isfinite(s.R[j]):
+            ref_of[g] = j
+            role[g] = 0
+    idx = np.flatnonzero((ref_of >= 0) | (role == 1))
+    if not (ref_of >= 0).any():
+        return out, role
+    grid = _pair_grid(s, e, kind, idx, confidence)
+    pos = {int(c): i for i, c in enumerate(idx)}
+    for g in np.flatnonzero(ref_of >= 0):
+        a, b = pos[int(g)], pos[int(ref_of[g])]
+        R = grid["R"]
+        out["ref"][g], out["ref_D"][g] = R[b], grid["D"][b]
+        out["gap"][g] = R[a] - R[b]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["ratio"][g] = R[a] / R[b]
+        out["p"][g] = grid["p"][a, b]
+        out["gap_low"][g], out["gap_high"][g] = grid["g_lo"][a, b], grid["g_hi"][a, b]
+        out["ratio_low"][g], out["ratio_high"][g] = grid["r_lo"][a, b], grid["r_hi"][a, b]
+        _pair_fields(out, grid, g, a, b)
+        out["ref_ok"][g] = True
+    return out, role
+
+
+def _pair_fields(out: dict[str, np.ndarray], grid: dict[str, np.ndarray], g: int, a: int, b: int) -> None:
+    out["se"][g] = grid["se"][a, b]
+    out["df"][g] = grid["df"][a, b]
+    out["scale"][g] = "log ratio" if grid["on_log"][a, b] else "difference"
+    out["variance_source"][g] = "count model at the pooled rate" if grid["use_model"][a, b] else "cluster-robust (CR2)"
 
 
 def _partly_outside(s: CellSums, d_T: np.ndarray) -> np.ndarray:
