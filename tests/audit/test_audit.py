@@ -239,3 +239,20 @@ def test_named_reference_false_flags_under_the_null():
         result = audit(frame, metric="ratio", by="accent", cluster="speaker", compare="accent=0", min_clusters=5)
         flags += any(g["flagged"] for g in result.groups)
     assert flags / 60 <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 60)
+
+
+def test_within_strata_one_correction(tab):
+    two = pd.concat([tab.assign(system="a"), tab.assign(system="b")], ignore_index=True)
+    result = audit(two, metric="fnr", by="race", cluster="household", within="system", compare="complement")
+    assert {g["group"]["system"] for g in result.groups} == {"a", "b"}
+    assert all(" | system=" in g["family"] for g in result.groups)
+    single = audit(tab, metric="fnr", by="race", cluster="household", compare="complement")
+    # Stratum "a" is the whole original table: the same values and raw p-values ...
+    a = [g for g in result.groups if g["group"]["system"] == "a"]
+    assert [g["value"] for g in a] == pytest.approx([g["value"] for g in single.groups])
+    assert [g["p_value"] for g in a] == pytest.approx([g["p_value"] for g in single.groups])
+    # ... corrected over both strata: twice the tests.
+    assert result.settings["n_tests_corrected"] == 2 * single.settings["n_tests_corrected"]
+    assert [s["system"] for s in result.settings["strata"]] == ["a", "b"]
+    with pytest.raises(InputError, match="one value"):
+        audit(tab.assign(system="a"), metric="fnr", by="race", within="system")

@@ -36,6 +36,39 @@ VALUE_INTERVAL_NOTE = {
 }
 
 
+def _analyse_within(
+    frame: pd.DataFrame, within: str, contrib: Any, cluster_codes: np.ndarray, families: list[Family],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Every family inside each stratum of ``within``, corrected together."""
+    from groupwise.audit._stats import correct_jointly
+
+    codes, strata = pd.factorize(frame[within], sort=True)
+    runs, overall = [], []
+    for s, value in enumerate(strata):
+        rows = codes == s
+        sub_cluster, n_sub = pd.factorize(cluster_codes[rows])
+        run = analyse(
+            num=contrib.num[rows], den=contrib.den[rows], cluster=sub_cluster.astype(np.int64), n_clusters=len(n_sub),
+            families=[Family(f"{f.name} | {within}={_plain(value)}", f.codes[rows], [{within: _plain(value), **lab} for lab in f.labels])
+                      for f in families],
+            extra={k: v[rows] for k, v in contrib.extra.items()}, **{**options, "correction": "none"},
+        )
+        runs.append(run)
+        overall.append({within: _plain(value), **run["overall"]})
+    correction, alpha = options["correction"], options["alpha"]
+    groups = correct_jointly(runs, correction=correction, alpha=alpha, higher_is_worse=options["higher_is_worse"])
+    total = analyse(
+        num=contrib.num, den=contrib.den, cluster=cluster_codes, n_clusters=int(cluster_codes.max()) + 1, families=[],
+        extra=contrib.extra, **options,
+    )
+    return {
+        "overall": total["overall"], "groups": groups, "strata": overall,
+        "n_tested": sum(r["n_tested"] for r in runs), "n_tests": sum(r["n_tests"] for r in runs),
+        "n_perm": max(r["n_perm"] for r in runs), "notes": [n for r in runs for n in r["notes"]],
+    }
+
+
 def _named_reference(compare: Any) -> tuple[str, str] | None:
     """``"race=white"`` as ``("race", "white")``; None for the keyword references."""
     if isinstance(compare, str) and "=" in compare:
@@ -119,6 +152,7 @@ def audit(
     normalize: str = "default",
     provenance: Provenance | Mapping[str, str] | None = None,
     allow_imputed: bool = False,
+    within: str | None = None,
 ) -> AuditResult:
     """Audit a metric across groups with cluster-robust statistics.
 
@@ -201,6 +235,12 @@ def audit(
         ``synthetic``, ``imputed``). Written into every output.
     allow_imputed : bool, default=False
         Allow disaggregation by a protected attribute whose provenance is ``imputed``.
+    within : str, optional
+        A stratum column (``"system"`` for the race gap inside each recogniser): every
+        family is computed inside each stratum, its reference (overall, complement, best or
+        the named group) taken in the same stratum, and one correction covers every test of
+        every stratum. Each group's label gains the stratum, each family's name says
+        ``| COLUMN=VALUE``, and ``settings["strata"]`` has each stratum's overall value.
 
     Returns
     -------
@@ -274,7 +314,23 @@ def audit(
     from groupwise._expr import parse_group
 
     parsed = [parse_group(text, columns=frame.columns) for text in expressions]
-    group_columns = list(dict.fromkeys([c for fam in by_families for c in fam] + [c for g in parsed for c in g.columns]))
+    group_columns = list(dict.fromkeys(
+        [c for fam in by_families for c in fam] + [c for g in parsed for c in g.columns] + ([within] if within else [])
+    ))
+    if within is not None:
+        check_columns(frame, [within], role="stratum", option="--within")
+        values = frame[within].dropna().unique()
+        if len(values) < 2:
+            raise InputError(
+                f"the --within column {within!r} has {'one value' if len(values) == 1 else 'no values'}"
+                + (f" ({values[0]!r})" if len(values) == 1 else "") + ", so there is nothing to stratify",
+                fix="name a column with several strata (such as the recogniser), or leave --within out",
+            )
+        if any(within in fam for fam in by_families):
+            raise InputError(
+                f"--within {within} is also a --by column",
+                fix=f"group by the other columns within {within}, or drop --within",
+            )
     for fam in by_families:
         check_columns(frame, fam, role="group", option="--by")
     prov.check(group_columns, allow_imputed=allow_imputed)
@@ -316,13 +372,7 @@ def audit(
         mask = expr.evaluate(frame)
         families.append(Family(expr.text, np.where(mask, 0, -1), [{"expression": expr.text}]))
 
-    stats = analyse(
-        num=contrib.num,
-        den=contrib.den,
-        cluster=cluster_codes,
-        n_clusters=n_clusters,
-        families=families,
-        extra=contrib.extra,
+    options = dict(
         kind=kind,
         inference=n_boot != 0,
         confidence=confidence,
@@ -336,6 +386,13 @@ def audit(
         n_perm=n_perm,
         seed=seed,
     )
+    if within is None:
+        stats = analyse(
+            num=contrib.num, den=contrib.den, cluster=cluster_codes, n_clusters=n_clusters, families=families,
+            extra=contrib.extra, **options,  # type: ignore[arg-type]
+        )
+    else:
+        stats = _analyse_within(frame, within, contrib, cluster_codes, families, options)
     settings = {
         "metric": spec.name,
         "by": [",".join(f) for f in by_families],
@@ -359,11 +416,14 @@ def audit(
         "count_model": kind,
         "clusters_from": cluster if cluster else "rows (each row its own cluster)",
         "missing_group_values": missing,
+        "within": within,
         "n_tested": stats["n_tested"],
         "n_tests_corrected": stats["n_tests"],
         "n_perm": stats["n_perm"],
         "notes": stats["notes"],
     }
+    if within is not None:
+        settings["strata"] = stats["strata"]
     return AuditResult(
         metric=spec.name,
         metric_description=spec.description,

@@ -318,6 +318,7 @@ def analyse(
     n_tests = len(p_all)
     return {
         "overall": overall, "groups": groups, "n_tested": int(sum(len(w) for w in slots)), "n_tests": n_tests,
+        "tests": list(zip(slots, p_all)),
         "n_perm": n_perm_used, "notes": notes,
     }
 
@@ -386,6 +387,35 @@ def _contrasts(
     out = finish_contrast(core, s.R, confidence)
     out["ref_ok"] = ref_ok
     return out
+
+
+def correct_jointly(
+    runs: Sequence[dict[str, Any]], *, correction: Correction, alpha: float, higher_is_worse: bool | None
+) -> list[dict[str, Any]]:
+    """Groups of several :func:`analyse` runs (one per stratum), corrected as one family.
+
+    Each run's tests (mirror pairs counted once) enter one Holm or Benjamini-Hochberg
+    correction; adjusted p-values, flags and directions are rewritten.
+    """
+    groups: list[dict[str, Any]] = []
+    tests: list[tuple[list[int], float]] = []
+    for run in runs:
+        offset = len(groups)
+        groups += run["groups"]
+        tests += [([offset + i for i in where], p) for where, p in run["tests"]]
+    adjusted = adjust(np.array([p for _, p in tests]), correction) if tests else np.empty(0)
+    for (where, _), padj in zip(tests, adjusted):
+        for i in where:
+            g = groups[i]
+            g["p_adjusted"] = float(padj)
+            g["flagged"] = bool(padj <= alpha)
+            g["direction"] = None
+            if g["flagged"]:
+                if higher_is_worse is None:
+                    g["direction"] = "higher" if g["gap"] > 0 else "lower"
+                else:
+                    g["direction"] = "worse" if (g["gap"] > 0) == bool(higher_is_worse) else "better"
+    return groups
 
 
 def _nested_labels(cluster: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray | None:
