@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from groupwise.audit._coverage import CoverageResult, coverage
     from groupwise._example import speech_example, tabular_example
     from groupwise._expr import GroupExpression, parse_group
+    from groupwise.audit._compare import compare
     from groupwise.audit._lastmile import LastMileResult, lastmile
     from groupwise.audit._metrics import METRICS
     from groupwise._provenance import Provenance, load_schema
@@ -33,6 +34,7 @@ _LAZY = {
     "coverage": "groupwise.audit._coverage",
     "CoverageResult": "groupwise.audit._coverage",
     "lastmile": "groupwise.audit._lastmile",
+    "compare": "groupwise.audit._compare",
     "LastMileResult": "groupwise.audit._lastmile",
     "GroupExpression": "groupwise._expr",
     "parse_group": "groupwise._expr",
@@ -56,6 +58,7 @@ __all__ = [
     "Provenance",
     "ProvenanceError",
     "audit",
+    "compare",
     "coverage",
     "lastmile",
     "load_schema",

@@ -398,6 +398,45 @@ def transcribe(
     console.print(f"Wrote {len(result):,} transcripts to {out}")
 
 
+@app.command("compare")
+def compare_cmd(
+    data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per (item, system).")],
+    condition: Annotated[str, typer.Option(help="Column naming each row's system (or condition).")],
+    baseline: Annotated[str, typer.Option(help="The system the others are compared with.")],
+    by: Annotated[str, typer.Option(help="Grouping column(s), e.g. accent or race.")],
+    item: Annotated[str, typer.Option(help="Column naming the item (utterance) each row transcribes.")],
+    cluster: Annotated[Optional[str], typer.Option(help="Speaker (person) column.")] = None,
+    metric: Annotated[str, typer.Option(help=f"Metric: {_METRIC_HELP}")] = "wer",
+    reference: Annotated[str, typer.Option(help="Reference transcript column.")] = "reference",
+    hypothesis: Annotated[str, typer.Option(help="Hypothesis transcript column.")] = "hypothesis",
+    num: Annotated[str, typer.Option(help="Precomputed errors column (--metric ratio).")] = "num",
+    den: Annotated[str, typer.Option(help="Precomputed words column (--metric ratio).")] = "den",
+    scale: Annotated[str, typer.Option(help="Interaction scale: relative (ratio of ratios) or absolute (points).")] = "relative",
+    correction: Annotated[str, typer.Option(help="holm, bh or none.")] = "holm",
+    alpha: Annotated[float, typer.Option(help="Flag interactions whose corrected p-value is at most this.")] = 0.05,
+    min_clusters: Annotated[int, typer.Option(help="Fewer speakers than this (in the group or the rest): insufficient.")] = 10,
+    min_examples: Annotated[int, typer.Option(help="Fewer items than this: insufficient.")] = 30,
+    drop_unpaired: Annotated[bool, typer.Option("--drop-unpaired", help="Leave out items missing under some system (counted) instead of refusing.")] = False,
+    normalize: Annotated[str, typer.Option(help="Text normalisation for transcripts.")] = "default",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number to this JSON file.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Save the plot of deltas per group.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Paired comparison of systems (or conditions) on the same items, per group: deltas and interactions.
+
+    Example: [bold]groupwise compare snippets.csv --condition system --baseline sphinx --by race --cluster speaker --item snippet --metric ratio --num errors --den words[/]
+    """
+    from groupwise.audit._compare import compare
+
+    result = compare(
+        data, condition=condition, baseline=baseline, by=by, cluster=cluster, item=item, metric=metric,
+        reference=reference, hypothesis=hypothesis, num=num, den=den, normalize=normalize, scale=scale,
+        correction=correction, alpha=alpha, min_clusters=min_clusters, min_examples=min_examples,
+        drop_unpaired=drop_unpaired,
+    )
+    _show(result, _console(quiet), json_out=json_out, plot=plot)
+
+
 @app.command("lastmile")
 def lastmile_cmd(
     manifest: Annotated[Path, typer.Argument(help="A manifest (or Common Voice TSV, audiofolder), or transcripts with a condition column from groupwise transcribe.")],

@@ -147,3 +147,59 @@ def test_interaction_intervals_agree_with_p_values():
                 null = 1.0 if g["interaction_scale"] == "ratio of ratios" else 0.0
                 excludes = g["interaction_ci_low"] > null or g["interaction_ci_high"] < null
                 assert excludes == (g["p_value"] < 0.05)
+
+
+def _systems(seed=0, drop=0):
+    """Two recognisers on the same utterances; system b is worse for accent a2 only."""
+    df = paired(seed=seed)
+    base = df[df.condition == "baseline"].copy()
+    rng = np.random.default_rng(seed)
+    a = base.assign(system="a")
+    b = base.assign(system="b", num=base.num + rng.poisson(np.where(base.accent == "a2", 3.0, 0.3)))
+    out = pd.concat([a, b], ignore_index=True).drop(columns="condition")
+    return out.iloc[drop:] if drop else out
+
+
+def test_compare_systems_on_precomputed_counts(tmp_path):
+    from groupwise import compare
+
+    r = compare(_systems(), condition="system", baseline="a", by="accent", cluster="speaker", item="audio",
+                metric="ratio", scale="absolute")
+    (c,) = r.conditions
+    assert c["condition"] == "b"
+    assert [g["group"]["accent"] for g in c["groups"] if g["flagged"] and g["direction"] == "larger"] == ["a2"]
+
+
+def test_compare_refuses_items_that_do_not_pair_up():
+    from groupwise import compare
+
+    with pytest.raises(InputError, match="not present under every system"):
+        compare(_systems(drop=3), condition="system", baseline="a", by="accent", cluster="speaker", item="audio",
+                metric="ratio")
+    r = compare(_systems(drop=3), condition="system", baseline="a", by="accent", cluster="speaker", item="audio",
+                metric="ratio", drop_unpaired=True)
+    assert r.settings["items_not_in_every_condition"] == 3
+    with pytest.raises(InputError, match="baseline 'c'"):
+        compare(_systems(), condition="system", baseline="c", by="accent", item="audio", metric="ratio")
+    twice = pd.concat([_systems(), _systems()])
+    with pytest.raises(InputError, match="repeat an"):
+        compare(twice, condition="system", baseline="a", by="accent", item="audio", metric="ratio")
+
+
+def test_compare_command_and_python_m(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "systems.csv"
+    _systems().to_csv(path, index=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "groupwise", "compare", str(path), "--condition", "system", "--baseline", "a",
+         "--by", "accent", "--cluster", "speaker", "--item", "audio", "--metric", "ratio", "--json",
+         str(tmp_path / "c.json")], capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "c.json").read_text())["conditions"][0]["condition"] == "b"
+    bad = subprocess.run([sys.executable, "-m", "groupwise", "compare", str(path), "--condition", "system",
+                          "--baseline", "zzz", "--by", "accent", "--item", "audio", "--metric", "ratio"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "zzz" in (bad.stderr + bad.stdout)

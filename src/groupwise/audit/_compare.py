@@ -1,0 +1,121 @@
+"""Paired comparisons of systems or conditions on the same items.
+
+Recogniser A against recogniser B on the same utterances, or baseline against a hum: per
+group, each side's value, the paired delta, and the interaction (does the change differ
+for this group from the rest?). The statistics are the last mile's
+(:func:`groupwise.audit._lastmile.lastmile`): a speaker's rows under both sides form one
+term of a cluster-robust variance. What this entry point adds is strict pairing: a
+comparison of systems is only fair on the items every system transcribed, so items that do
+not pair up are an error unless the caller asks to drop them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from groupwise._errors import InputError
+from groupwise._io import check_columns, read_table, split_names
+from groupwise._validation import DEFAULTS
+from groupwise.audit._lastmile import LastMileResult, lastmile
+
+__all__ = ["compare"]
+
+
+def compare(
+    data: Any,
+    *,
+    condition: str,
+    baseline: str,
+    by: str | list[str],
+    cluster: str | None = None,
+    item: str,
+    metric: str = "wer",
+    reference: str = "reference",
+    hypothesis: str = "hypothesis",
+    y_true: str = "y_true",
+    y_pred: str = "y_pred",
+    num: str = "num",
+    den: str = "den",
+    normalize: str = "default",
+    scale: str = DEFAULTS["scale"],
+    correction: str = DEFAULTS["correction"],
+    alpha: float = DEFAULTS["alpha"],
+    confidence: float = DEFAULTS["confidence"],
+    min_clusters: int = DEFAULTS["min_clusters"],
+    min_examples: int = DEFAULTS["min_examples"],
+    drop_unpaired: bool = False,
+    provenance: dict[str, str] | None = None,
+    allow_imputed: bool = False,
+) -> LastMileResult:
+    """Compare every value of ``condition`` with ``baseline`` on the same items, per group.
+
+    Parameters
+    ----------
+    data : DataFrame or path
+        One row per (item, system): ``item`` names the utterance, ``condition`` the system
+        (or acoustic condition).
+    condition, baseline : str
+        The column naming each row's system, and the system the others are compared with.
+    by, cluster, item
+        Grouping column(s), the speaker column, and the item column (required).
+    metric, reference, hypothesis, y_true, y_pred, num, den, normalize
+        As in :func:`groupwise.audit`: transcripts, labels, or precomputed error counts with
+        ``metric="ratio"``.
+    scale, correction, alpha, confidence, min_clusters, min_examples, provenance, allow_imputed
+        As in :func:`groupwise.lastmile`.
+    drop_unpaired : bool, default=False
+        Items missing under some system are an error by default; with True they are left
+        out and counted in ``settings["items_not_in_every_condition"]``.
+
+    Returns
+    -------
+    LastMileResult
+        One entry per non-baseline system in ``conditions``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = [{"utt": f"u{i}", "spk": f"s{i % 12}", "accent": "ab"[i % 2], "system": s,
+    ...          "errors": (i % 3) + (s == "b") * (i % 2), "words": 10}
+    ...         for i in range(240) for s in ("a", "b")]
+    >>> r = compare(pd.DataFrame(rows), condition="system", baseline="a", by="accent", cluster="spk",
+    ...             item="utt", metric="ratio", num="errors", den="words", min_clusters=5)
+    >>> [g["group"]["accent"] for g in r.conditions[0]["groups"]]
+    ['a', 'b']
+    """
+    frame = read_table(data)
+    check_columns(frame, [condition], role="condition", option="--condition")
+    check_columns(frame, [item], role="item", option="--item")
+    systems = list(dict.fromkeys(frame[condition].astype(str)))
+    if baseline not in systems:
+        raise InputError(
+            f"the baseline {baseline!r} is not a value of the {condition!r} column (it has {', '.join(systems[:10])})",
+            fix="pass --baseline with one of those values",
+        )
+    if len(systems) < 2:
+        raise InputError(f"the {condition!r} column has only {baseline!r}", fix="give rows of at least two systems")
+    per_item = frame.groupby(item, sort=False)[condition].nunique()
+    unpaired = per_item.index[per_item < len(systems)]
+    if len(unpaired) and not drop_unpaired:
+        missing_base = frame.loc[frame[item].isin(unpaired)].groupby(item)[condition].apply(
+            lambda s: baseline not in set(s.astype(str))
+        )
+        raise InputError(
+            f"{len(unpaired)} of {len(per_item)} items are not present under every {condition} "
+            f"({int(missing_base.sum())} of them lack the baseline {baseline!r}; for example {list(unpaired[:3])})",
+            fix="compare on items every system has (pass --drop-unpaired to leave the others out and count them), "
+            "or check the --item column",
+        )
+    dup = frame.duplicated([item, condition]).sum()
+    if dup:
+        raise InputError(
+            f"{int(dup)} rows repeat an ({item}, {condition}) pair, so items do not pair up one to one",
+            fix="keep one row per item and system, or name the column that identifies an item with --item",
+        )
+    return lastmile(
+        frame, by=split_names(by) if isinstance(by, str) else by, cluster=cluster, condition=condition,
+        baseline=baseline, item=item, metric=metric, reference=reference, hypothesis=hypothesis, y_true=y_true,
+        y_pred=y_pred, num=num, den=den, normalize=normalize, scale=scale, correction=correction, alpha=alpha,
+        confidence=confidence, min_clusters=min_clusters, min_examples=min_examples, provenance=provenance,
+        allow_imputed=allow_imputed,
+    )
