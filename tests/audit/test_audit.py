@@ -256,3 +256,19 @@ def test_within_strata_one_correction(tab):
     assert [s["system"] for s in result.settings["strata"]] == ["a", "b"]
     with pytest.raises(InputError, match="one value"):
         audit(tab.assign(system="a"), metric="fnr", by="race", within="system")
+
+
+def test_permutation_option_refusals_and_notes(tab):
+    with pytest.raises(InputError, match="compare='best'"):
+        audit(tab, metric="fnr", by="race", compare="best", test="permutation")
+    with pytest.raises(InputError, match="no longer offered"):
+        audit(tab, metric="fnr", by="race", test="bootstrap")
+    wide = audit(tab, metric="error_rate", by="race", test="permutation", n_perm=200)
+    assert {g["test"] for g in wide.groups if g["status"] == "tested"} == {"studentised permutation"}
+    assert wide.settings["n_perm"] == 200
+
+
+def test_wer_on_empty_references_names_the_reference_column():
+    df = pd.DataFrame({"reference": [""] * 40, "hypothesis": ["a b"] * 40, "accent": ["x", "y"] * 20})
+    with pytest.raises(InputError, match="--reference column"):
+        audit(df, by="accent")

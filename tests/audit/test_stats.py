@@ -213,3 +213,21 @@ def test_t_contrast_and_fieller_agree_at_the_null():
     # At r = 1 the Fieller statistic is the difference's t.
     t1 = (2.0 - 1.0) / np.sqrt(0.1 + 0.05)
     assert (rl[0] > 1) == (t1 > q)
+
+
+def test_permutation_falls_back_to_t_with_a_note_when_it_cannot_reach_alpha():
+    # 600 groups: Holm's first step needs p < 0.05 / 600, beyond 20,000 permutations.
+    rng = np.random.default_rng(9)
+    n_groups = 600
+    cluster = np.repeat(np.arange(n_groups * 3), 4)
+    group = cluster // 3
+    den = np.full(cluster.size, 10.0)
+    num = rng.poisson(1.0, cluster.size).astype(float)
+    from groupwise import InputError
+
+    with pytest.raises(InputError, match="permutations for a corrected p-value"):
+        analyse(num=num, den=den, cluster=cluster, n_clusters=n_groups * 3, test="permutation",
+                families=[Family("g", group, [{"g": i} for i in range(n_groups)])], min_clusters=2, min_examples=2)
+    auto = analyse(num=num, den=den, cluster=cluster, n_clusters=n_groups * 3, test="auto",
+                   families=[Family("g", group, [{"g": i} for i in range(n_groups)])], min_clusters=2, min_examples=2)
+    assert auto["groups"][0]["test"] == "cluster-robust t"
