@@ -153,6 +153,7 @@ def audit(
     provenance: Provenance | Mapping[str, str] | None = None,
     allow_imputed: bool = False,
     within: str | None = None,
+    adjust: Sequence[str] | str | None = None,
 ) -> AuditResult:
     """Audit a metric across groups with cluster-robust statistics.
 
@@ -235,6 +236,13 @@ def audit(
         ``synthetic``, ``imputed``). Written into every output.
     allow_imputed : bool, default=False
         Allow disaggregation by a protected attribute whose provenance is ``imputed``.
+    adjust : str or sequence of str, optional
+        Covariates for the model-based view (``"length,noise"``): a Poisson GEE of errors
+        with a ``log(den)`` offset, speaker clusters and the bias-reduced sandwich, giving each
+        group of each ``by`` family a rate ratio against the mean of the groups adjusted for
+        the covariates (``adjusted_ratio``, ``adjusted_ci_low``/``high``,
+        ``adjusted_p_value``, ``adjusted_p_adjusted``), beside the raw gap. For counts
+        (``wer``, ``cer``, or ``ratio`` of counts).
     within : str, optional
         A stratum column (``"system"`` for the race gap inside each recogniser): every
         family is computed inside each stratum, its reference (overall, complement, best or
@@ -386,6 +394,11 @@ def audit(
         n_perm=n_perm,
         seed=seed,
     )
+    adjust_cols = split_names(adjust) if isinstance(adjust, str) else list(adjust or [])
+    if adjust_cols:
+        check_columns(frame, adjust_cols, role="covariate", option="--adjust")
+        if within is not None:
+            raise InputError("--adjust and --within were combined", fix="adjust within one stratum at a time")
     if within is None:
         stats = analyse(
             num=contrib.num, den=contrib.den, cluster=cluster_codes, n_clusters=n_clusters, families=families,
@@ -393,6 +406,16 @@ def audit(
         )
     else:
         stats = _analyse_within(frame, within, contrib, cluster_codes, families, options)
+    if adjust_cols:
+        from groupwise.audit._adjust import adjusted_ratios
+
+        by_only = families[: len(by_families)]
+        adjusted = adjusted_ratios(
+            frame, num=contrib.num, den=contrib.den, cluster=cluster_codes, families=by_only, covariates=adjust_cols,
+            confidence=confidence, correction=correction, min_clusters=min_clusters,
+        )
+        for g, extra_fields in zip(stats["groups"], adjusted):
+            g.update(extra_fields)
     settings = {
         "metric": spec.name,
         "by": [",".join(f) for f in by_families],
@@ -417,6 +440,7 @@ def audit(
         "clusters_from": cluster if cluster else "rows (each row its own cluster)",
         "missing_group_values": missing,
         "within": within,
+        "adjust": adjust_cols or None,
         "n_tested": stats["n_tested"],
         "n_tests_corrected": stats["n_tests"],
         "n_perm": stats["n_perm"],
