@@ -143,9 +143,8 @@ class AuditResult:
             f"{format_value(self.overall.get('ci_high'), self.metric)}) over "
             f"{self.overall['n']:,} examples from {self.overall['clusters']:,} clusters."
         ]
-        ref = {"overall": "overall", "complement": "the rest", "best": "the best group"}[
-            self.settings.get("compare", "overall")
-        ]
+        compare = str(self.settings.get("compare", "overall"))
+        ref = {"overall": "overall", "complement": "the rest", "best": "the best group"}.get(compare, compare)
         correction = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}[
             self.settings.get("correction", "holm")
         ]
