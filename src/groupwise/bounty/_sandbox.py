@@ -433,9 +433,12 @@ def jail_argv(job_dir: Path, argv: Sequence[str], env: Mapping[str, str]) -> lis
             out += ["--ro-bind", str(path), str(path)]
     for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d"):
         out += ["--ro-bind-try", name, name]
+    # The empty /tmp comes before the Python directories: a checkout or virtual environment
+    # that lives under /tmp is then bound on top of it instead of being hidden by it.
+    out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for root in _read_only_roots():
         out += ["--ro-bind", str(root), str(root)]
-    out += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(job_dir), "/job", "--chdir", "/job", "--clearenv"]
+    out += ["--bind", str(job_dir), "/job", "--chdir", "/job", "--clearenv"]
     for key, value in env.items():
         if key not in ("PYTHONPATH", "TMPDIR", "HOME"):
             out += ["--setenv", key, value]
