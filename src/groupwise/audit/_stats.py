@@ -34,17 +34,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import sparse
-from scipy import stats as sstats
 
 from groupwise.audit._inference import (
     CellSums,
     adjust,
     benjamini_hochberg,
     cell_sums,
-    design_effect,
     dispersion,
-    fieller,
     holm,
     t_contrast,
     value_interval,
@@ -545,7 +541,6 @@ def contrast_core(
     and the data's own (``(sum e^2)^2 / sum e^4``).
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        xbar_A = np.where(D > 0, dd / np.where(D > 0, D, 1.0), 0.0)
         if nu_A is None:
             nu_A = np.maximum(np.where(dd > 0, D * D / np.where(dd > 0, dd, 1.0), 0.0) - 1.0, 1.0)
         if compare == "overall":
