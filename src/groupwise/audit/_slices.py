@@ -61,7 +61,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import math
 import os
 import re
 import time
@@ -74,6 +73,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from groupwise.audit._result import _format_gap, _format_p, format_value
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
 
@@ -342,22 +342,8 @@ class _Search:
 # ---------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, metric: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{100 * value:.1f}%" if metric in _PERCENT else f"{value:.4g}"
-
-
-def _fmt_gap(value: float | None, metric: str) -> str:
-    if value is None:
-        return "—"
-    return f"{100 * value:+.1f} pt" if metric in _PERCENT else f"{value:+.4g}"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+# One formatting for every result: the audit's.
+_fmt, _fmt_gap, _fmt_p = format_value, _format_gap, _format_p
 
 
 @dataclass
