@@ -8,7 +8,9 @@ renders itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,7 @@ import pandas as pd
 from groupwise._errors import InputError
 from groupwise._io import check_columns, read_table, split_names
 from groupwise._validation import DEFAULTS, check_choice, check_scalar
-from groupwise.audit._metrics import MetricColumns, contributions, get_metric
+from groupwise.audit._metrics import Contributions, MetricColumns, contributions, get_metric
 from groupwise._provenance import Provenance
 from groupwise.audit._result import AuditResult
 from groupwise.audit._stats import Family, analyse
@@ -45,14 +47,16 @@ def _analyse_within(
 
     codes, strata = pd.factorize(frame[within], sort=True)
     runs, overall = [], []
+    count, count_den = options.get("count"), options.get("count_den")
     for s, value in enumerate(strata):
         rows = codes == s
         sub_cluster, n_sub = pd.factorize(cluster_codes[rows])
+        sub = {"count": None, "count_den": None} if count is None else {"count": count[rows], "count_den": count_den[rows]}
         run = analyse(
             num=contrib.num[rows], den=contrib.den[rows], cluster=sub_cluster.astype(np.int64), n_clusters=len(n_sub),
             families=[Family(f"{f.name} | {within}={_plain(value)}", f.codes[rows], [{within: _plain(value), **lab} for lab in f.labels])
                       for f in families],
-            extra={k: v[rows] for k, v in contrib.extra.items()}, **{**options, "correction": "none"},
+            extra={k: v[rows] for k, v in contrib.extra.items()}, **{**options, "correction": "none", **sub},
         )
         runs.append(run)
         overall.append({within: _plain(value), **run["overall"]})
@@ -154,6 +158,10 @@ def audit(
     allow_imputed: bool = False,
     within: str | None = None,
     adjust: Sequence[str] | str | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    cache_dir: str | os.PathLike[str] | None | bool = None,
+    progress: bool = False,
 ) -> AuditResult:
     """Audit a metric across groups with cluster-robust statistics.
 
@@ -249,6 +257,23 @@ def audit(
         the named group) taken in the same stratum, and one correction covers every test of
         every stratum. Each group's label gains the stratum, each family's name says
         ``| COLUMN=VALUE``, and ``settings["strata"]`` has each stratum's overall value.
+    engine : {"local", "ray"}, default="local"
+        For data in shards (a folder, a glob such as ``"eval/*.parquet"`` or a list of
+        Parquet files): ``"local"`` reads and reduces the shards one batch at a time in this
+        process, in bounded memory; ``"ray"`` reduces each shard as a Ray Data batch map,
+        on a local Ray instance or the cluster at ``ray_address``. Shards are reduced to
+        sums per (cluster, cell), so the numbers are those of the whole table in memory.
+        Sharded data needs ``cluster``; ``adjust`` needs the rows and is not available.
+    ray_address : str, optional
+        An existing Ray cluster (``"auto"``, ``"ray://head:10001"``); by default a local
+        Ray instance is started.
+    cache_dir : path, None or False
+        Where the reduced sums of each shard are kept, so that a run that stops resumes
+        from the shards it finished; None: ``$GROUPWISE_CACHE_DIR`` or
+        ``~/.cache/groupwise/shards``; False: no cache.
+    progress : bool, default=False
+        Print shards and batches done, examples per second and memory to standard error
+        while sharded data is reduced.
 
     Returns
     -------
@@ -269,7 +294,23 @@ def audit(
     >>> [(g["group"]["accent"], round(g["value"], 3)) for g in result.groups]
     [('scottish', 0.5), ('us', 0.0)]
     """
-    frame = read_table(data)
+    from groupwise.audit._stream import stream_source
+
+    if isinstance(data, (list, tuple)) and len(data) == 1:
+        data = data[0]
+    shards = stream_source(data)
+    if engine not in ("local", "ray"):
+        raise InputError(f"engine={engine!r} (--engine) is not known", fix="use local or ray")
+    if engine == "ray" and shards is None:
+        if isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() in (".parquet", ".pq"):
+            shards = [Path(data)]
+        else:
+            raise InputError(
+                "engine='ray' (--engine ray) reads Parquet shards, and the data is not a folder, pattern or list of "
+                "Parquet files",
+                fix="write the table to Parquet (one file or several in a folder) and pass that, or use the local engine",
+            )
+    frame = read_table(data) if shards is None else _schema_frame(shards[0])
     spec = get_metric(metric)
     named = _named_reference(compare)
     if named is None:
@@ -306,12 +347,6 @@ def audit(
                 f"(the families are {', '.join(','.join(f) for f in by_families) or 'none'})",
                 fix=f"add --by {column} (or a family that contains it), or compare with overall, complement or best",
             )
-        if column in frame.columns and not (frame[column].astype(str) == str(wanted)).any():
-            present = ", ".join(map(str, list(dict.fromkeys(frame[column].astype(str)))[:12]))
-            raise InputError(
-                f"--compare {compare}: no row has {column} equal to {wanted!r} (it has {present})",
-                fix="name a group that exists, spelled as in the data",
-            )
     expressions = [groups] if isinstance(groups, str) else list(groups or [])
     if not by_families and not expressions:
         raise InputError(
@@ -328,7 +363,7 @@ def audit(
     if within is not None:
         check_columns(frame, [within], role="stratum", option="--within")
         values = frame[within].dropna().unique()
-        if len(values) < 2:
+        if len(values) < 2 and shards is None:
             raise InputError(
                 f"the --within column {within!r} has {'one value' if len(values) == 1 else 'no values'}"
                 + (f" ({values[0]!r})" if len(values) == 1 else "") + ", so there is nothing to stratify",
@@ -343,18 +378,35 @@ def audit(
         check_columns(frame, fam, role="group", option="--by")
     prov.check(group_columns, allow_imputed=allow_imputed)
 
-    cluster_codes, n_clusters = _cluster_codes(frame, cluster)
+    adjust_cols = split_names(adjust) if isinstance(adjust, str) else list(adjust or [])
     normalizer = None
     if spec.name in ("wer", "cer"):
         from groupwise.audit._text import parse_normalizer
 
         normalizer = parse_normalizer(normalize)
-    contrib = contributions(
-        frame,
-        spec,
-        MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label),
-        normalizer=normalizer,
-    )
+    columns = MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label)
+    count = count_den = None
+    stream_info = None
+    if shards is None:
+        contrib = contributions(frame, spec, columns, normalizer=normalizer)
+        kind = metric_kind(spec.kind, contrib.num, contrib.den)
+        masks = [expr.evaluate(frame) for expr in parsed]
+    else:
+        frame, contrib, count, count_den, kind, stream_info = _reduce_stream(
+            shards, spec, columns, normalizer, cluster=cluster, keys=list(dict.fromkeys([c for fam in by_families for c in fam] + ([within] if within else []))),
+            expressions=[g.text for g in parsed], adjust=adjust_cols, engine=engine, ray_address=ray_address,
+            cache_dir=cache_dir, progress=progress,
+        )
+        masks = [frame[f"__group{i}"].to_numpy(dtype=bool) for i in range(len(parsed))]
+    if named is not None:
+        column, wanted = named
+        if column in frame.columns and not (frame[column].astype(str) == str(wanted)).any():
+            present = ", ".join(map(str, list(dict.fromkeys(frame[column].astype(str)))[:12]))
+            raise InputError(
+                f"--compare {compare}: no row has {column} equal to {wanted!r} (it has {present})",
+                fix="name a group that exists, spelled as in the data",
+            )
+    cluster_codes, n_clusters = _cluster_codes(frame, cluster)
     if not contrib.den.sum() > 0:
         raise InputError(
             f"the {spec.description} is undefined on this data: the denominator sums to zero "
@@ -373,11 +425,10 @@ def audit(
             ),
         )
 
-    kind = metric_kind(spec.kind, contrib.num, contrib.den)
     families = [_family_from_columns(frame, fam) for fam in by_families]
-    missing = {fam.name: int((fam.codes < 0).sum()) for fam in families}
-    for expr in parsed:
-        mask = expr.evaluate(frame)
+    weight = np.ones(len(frame)) if count is None else count
+    missing = {fam.name: int(weight[fam.codes < 0].sum()) for fam in families}
+    for expr, mask in zip(parsed, masks):
         families.append(Family(expr.text, np.where(mask, 0, -1), [{"expression": expr.text}]))
 
     options = dict(
@@ -393,8 +444,9 @@ def audit(
         test=test,  # type: ignore[arg-type]
         n_perm=n_perm,
         seed=seed,
+        count=count,
+        count_den=count_den,
     )
-    adjust_cols = split_names(adjust) if isinstance(adjust, str) else list(adjust or [])
     if adjust_cols:
         check_columns(frame, adjust_cols, role="covariate", option="--adjust")
         if within is not None:
@@ -446,6 +498,8 @@ def audit(
         "n_perm": stats["n_perm"],
         "notes": stats["notes"],
     }
+    if stream_info is not None:
+        settings["stream"] = stream_info
     if within is not None:
         settings["strata"] = stats["strata"]
     return AuditResult(
@@ -457,6 +511,56 @@ def audit(
         settings=settings,
         provenance=prov.describe(group_columns),
     )
+
+
+def _schema_frame(path: Path) -> pd.DataFrame:
+    """An empty frame with the first shard's columns, to check options before any reading."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from groupwise.audit._stream import _corrupt
+
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as exc:
+        raise _corrupt(path, exc) from None
+    return pd.DataFrame(columns=[str(n) for n in names if not str(n).startswith("__index_level_")])
+
+
+def _reduce_stream(
+    shards: list[Path], spec: Any, columns: MetricColumns, normalizer: Any, *, cluster: str | None, keys: list[str],
+    expressions: list[str], adjust: list[str], engine: str, ray_address: str | None, cache_dir: Any, progress: bool,
+) -> tuple[pd.DataFrame, Contributions, np.ndarray, np.ndarray, str, dict[str, Any]]:
+    """Shards reduced to per-(cluster, cell) sums, as the rows the statistics run on."""
+    from groupwise.audit._stream import COUNT, COUNT_DEN, DEN, NUM, Progress, ReducePlan, default_cache_dir, reduce_shards
+
+    if cluster is None:
+        raise InputError(
+            "data in shards is reduced to sums per cluster, and no --cluster was given (every row its own cluster "
+            "leaves nothing to reduce)",
+            fix="pass --cluster with the speaker (or person) column, or audit one file that fits in memory",
+        )
+    if adjust:
+        raise InputError(
+            "--adjust fits a model to every row, which data in shards does not keep in memory",
+            fix="leave --adjust out for sharded data, or adjust on a sample that fits in memory",
+        )
+    plan = ReducePlan(metric=spec.name, columns=columns, normalizer=normalizer, cluster=cluster, keys=tuple(keys),
+                      expressions=tuple(expressions))
+    directory = None if cache_dir is False else Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
+    reporter = Progress(len(shards), enabled=bool(progress))
+    reduced = reduce_shards(shards, plan, engine=engine, ray_address=ray_address, cache_dir=directory, progress=reporter)
+    frame = reduced.frame
+    contrib = Contributions(
+        frame[NUM].to_numpy(dtype=float), frame[DEN].to_numpy(dtype=float),
+        {name: frame[f"__extra_{name}"].to_numpy(dtype=float) for name in reduced.extra},
+    )
+    info = {
+        "shards": reduced.shards, "examples": reduced.rows, "reduced_rows": len(frame), "from_cache": reduced.from_cache,
+        "engine": engine, "seconds": round(reduced.seconds, 2),
+    }
+    return (frame, contrib, frame[COUNT].to_numpy(dtype=float), frame[COUNT_DEN].to_numpy(dtype=float),
+            reduced.kind(spec.kind), info)
 
 
 def _families_from_by(by: Sequence[str | Sequence[str]] | str | None) -> list[list[str]]:

@@ -111,10 +111,18 @@ class CellSums:
         return sparse.csr_matrix((values, (self.rows, self.cols)), shape=(self.n_clusters, self.k))
 
 
-def cell_sums(cluster: np.ndarray, codes: np.ndarray, num: np.ndarray, den: np.ndarray, n_clusters: int, k: int) -> CellSums:
+def cell_sums(
+    cluster: np.ndarray, codes: np.ndarray, num: np.ndarray, den: np.ndarray, n_clusters: int, k: int,
+    count: np.ndarray | None = None, count_den: np.ndarray | None = None,
+) -> CellSums:
     """Reduce rows to per-(cluster, cell) sums and the per-cell variance pieces.
 
-    ``codes`` is each row's cell in ``[0, k)`` or -1 (outside every cell).
+    ``codes`` is each row's cell in ``[0, k)`` or -1 (outside every cell). A "row" may
+    already be a sum of several examples of one cluster and cell (a streamed audit reduces
+    its shards that way): ``count`` is then the number of examples in each row and
+    ``count_den`` the number with a non-zero denominator (by default 1 and ``den > 0``).
+    Every result depends on the rows only through per-(cluster, cell) sums, so reduced rows
+    give exactly the numbers of the examples they stand for.
 
     Examples
     --------
@@ -127,6 +135,11 @@ def cell_sums(cluster: np.ndarray, codes: np.ndarray, num: np.ndarray, den: np.n
     all_rows = bool(keep.all())
     key = cluster.astype(np.int64) * k + codes if all_rows else cluster[keep].astype(np.int64) * k + codes[keep]
     num_k, den_k = (num, den) if all_rows else (num[keep], den[keep])
+    if count is None:
+        w_cnt, w_den = None, (den_k > 0).astype(float)
+    else:
+        w_cnt = np.asarray(count, dtype=float) if all_rows else np.asarray(count, dtype=float)[keep]
+        w_den = np.asarray(count_den, dtype=float) if all_rows else np.asarray(count_den, dtype=float)[keep]
     if n_clusters * k <= 20_000_000:
         # Dense bincounts over every (cluster, cell) pair: linear time, no sort.
         size = n_clusters * k
@@ -134,14 +147,14 @@ def cell_sums(cluster: np.ndarray, codes: np.ndarray, num: np.ndarray, den: np.n
         where = np.flatnonzero(cnt_all)
         an = np.bincount(key, weights=num_k, minlength=size)[where]
         ad = np.bincount(key, weights=den_k, minlength=size)[where]
-        cnt = cnt_all[where]
-        cnt_den = np.bincount(key, weights=(den_k > 0).astype(float), minlength=size)[where]
+        cnt = cnt_all[where] if w_cnt is None else np.bincount(key, weights=w_cnt, minlength=size)[where]
+        cnt_den = np.bincount(key, weights=w_den, minlength=size)[where]
     else:
         where, index = np.unique(key, return_inverse=True)
         an = np.bincount(index, weights=num_k, minlength=where.size)
         ad = np.bincount(index, weights=den_k, minlength=where.size)
-        cnt = np.bincount(index, minlength=where.size)
-        cnt_den = np.bincount(index, weights=(den_k > 0).astype(float), minlength=where.size)
+        cnt = np.bincount(index, minlength=where.size) if w_cnt is None else np.bincount(index, weights=w_cnt, minlength=where.size)
+        cnt_den = np.bincount(index, weights=w_den, minlength=where.size)
     rows, cols = np.divmod(where, k)
     N = np.bincount(cols, weights=an, minlength=k)
     D = np.bincount(cols, weights=ad, minlength=k)

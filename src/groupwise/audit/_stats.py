@@ -98,8 +98,14 @@ def analyse(
     test: Test = "auto",
     n_perm: int | None = None,
     seed: int | None = 0,
+    count: np.ndarray | None = None,
+    count_den: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Group values, intervals, gaps and corrected tests for every cell of every family.
+
+    Each row is one example, or with ``count`` and ``count_den`` a sum over ``count``
+    examples of one cluster and one cell of every family (``count_den`` of them with a
+    non-zero denominator); the results are the same either way.
 
     ``compare`` is ``"overall"``, ``"complement"``, ``"best"`` or a named group as
     ``(column, value)``: each cell against the cell with that value and its own values of
@@ -122,8 +128,10 @@ def analyse(
     [('a', True, 'better'), ('b', True, 'worse')]
     """
     extra = extra or {}
-    n_rows = num.size
-    total = cell_sums(cluster, np.zeros(n_rows, dtype=np.int64), num, den, n_clusters, 1)
+    if (count is None) != (count_den is None):
+        raise ValueError("count and count_den go together")
+    n_rows = num.size if count is None else int(np.sum(count))
+    total = cell_sums(cluster, np.zeros(num.size, dtype=np.int64), num, den, n_clusters, 1, count, count_den)
     disp_total = dispersion(kind, total)
     tot_num, tot_den = float(total.N[0]), float(total.D[0])
     R_T = float(total.R[0]) if tot_den > 0 else np.nan
@@ -164,7 +172,7 @@ def analyse(
         k = len(family.labels)
         if k == 0:
             continue
-        s = cell_sums(cluster, family.codes, num, den, n_clusters, k)
+        s = cell_sums(cluster, family.codes, num, den, n_clusters, k, count, count_den)
         disp = dispersion(kind, s)
         keep = family.codes >= 0
         extra_sums = {

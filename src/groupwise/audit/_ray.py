@@ -1,0 +1,142 @@
+"""The Ray engine of a sharded audit: each shard reduced by a Ray Data batch map.
+
+The list of shards is a Ray dataset of one row per shard; ``map_batches`` reduces each
+shard (read, normalise, align, sum per cluster and cell: :func:`groupwise.audit._stream.reduce_shard`,
+the same function the local engine runs) on whichever worker Ray picks, and the small
+reduced tables stream back to the driver, which caches each one as it arrives and puts
+them together in shard order. The statistics then run on the driver, unchanged.
+
+On a real cluster every node needs groupwise and the shards: install the same version of
+groupwise on each node (or ship it with a ``runtime_env``), and keep the shards on storage
+every node sees under the same path (a shared file system). Ray retries a task whose
+worker dies; a shard that still fails stops the run with one paragraph, and the shards
+reduced before are kept in the cache for the rerun.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from groupwise._errors import GroupwiseError, InputError
+
+__all__ = ["reduce_on_ray"]
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError(
+            "--engine ray needs Ray, which is not installed", fix='install it with pip install "groupwise[ray]"'
+        ) from None
+    return ray
+
+
+class _Reducer:
+    """The batch function: a batch of shard paths in, their reduced tables (as Parquet bytes) out."""
+
+    def __init__(self, plan: Any) -> None:
+        self.plan = plan
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from groupwise.audit._stream import _to_bytes, reduce_shard
+
+        out: dict[str, list[Any]] = {"index": [], "data": [], "error": [], "fix": []}
+        for index, path in zip(batch["index"].tolist(), batch["path"].tolist()):
+            data, error, fix = b"", "", ""
+            try:
+                data = _to_bytes(reduce_shard(Path(path), self.plan))
+            except GroupwiseError as exc:  # the user's data: reported on the driver, not retried
+                error, fix = exc.problem, exc.fix
+            out["index"].append(int(index))
+            out["data"].append(data)
+            out["error"].append(error)
+            out["fix"].append(fix)
+        return {
+            "index": np.array(out["index"], dtype=np.int64),
+            "data": np.array(out["data"], dtype=object),
+            "error": np.array(out["error"], dtype=object),
+            "fix": np.array(out["fix"], dtype=object),
+        }
+
+
+def _connect(ray: Any, address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(include_dashboard=False, **quiet)
+    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError and its own
+        where = f"at {address!r}" if address else "on this machine"
+        raise InputError(
+            f"could not start or reach a Ray cluster {where}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
+            fix="start the cluster (ray start --head on the head node) and pass its address with --ray-address "
+            "(e.g. ray://HEAD:10001 or auto), or use --engine local",
+        ) from None
+
+
+def reduce_on_ray(
+    paths: Sequence[Path], indices: Sequence[int], plan: Any, *, address: str | None = None
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Reduce ``paths`` on Ray; yield ``(index, reduced table)`` as each shard finishes."""
+    from groupwise.audit._stream import _from_bytes
+
+    if not paths:
+        return
+    ray = _import_ray()
+    _connect(ray, address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    items = [{"index": int(i), "path": str(Path(p).resolve())} for i, p in zip(indices, paths)]
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    mapped = ds.map_batches(_Reducer(plan), batch_size=1, batch_format="numpy", num_cpus=1)
+    errors: list[tuple[int, str, str]] = []
+    try:
+        for row in mapped.iter_rows():
+            if row["error"]:
+                errors.append((int(row["index"]), str(row["error"]), str(row["fix"])))
+                continue
+            yield int(row["index"]), _from_bytes(bytes(row["data"]))
+    except GroupwiseError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a lost node or worker surfaces as one of many Ray errors
+        if not _is_ray_failure(ray, exc):
+            raise
+        text = str(exc).strip().splitlines()
+        detail = next((line for line in text if "node" in line.lower() or "worker" in line.lower()), text[0] if text else "")
+        raise InputError(
+            f"the Ray cluster failed while reducing the shards ({type(exc).__name__}: {detail[:300]})",
+            fix="check the cluster (ray status) and run the same command again: the shards reduced so far are "
+            "kept in the cache and are not read again",
+        ) from None
+    if errors:
+        index, problem, fix = min(errors)
+        raise InputError(problem, fix=fix)
+
+
+def _is_ray_failure(ray: Any, exc: BaseException) -> bool:
+    """A failure of the cluster (a dead node, worker or object), not a bug in the batch function."""
+    system = tuple(
+        getattr(ray.exceptions, name)
+        for name in ("RaySystemError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
+                     "ActorDiedError", "LocalRayletDiedError", "GetTimeoutError", "ObjectReconstructionFailedError")
+        if hasattr(ray.exceptions, name)
+    )
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, system) or isinstance(exc, ConnectionError):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False

@@ -1,0 +1,557 @@
+"""Audits of data larger than memory: Parquet shards reduced to per-(cluster, cell) sums.
+
+Every number an audit reports depends on its examples only through sums per cluster and
+cell (:func:`groupwise.audit._inference.cell_sums`): errors, words, examples and examples
+with a non-zero denominator. A folder (or glob, or list) of Parquet files can therefore be
+audited one batch at a time: each batch is normalised, aligned and reduced to one row per
+(cluster, value of every grouping column, group expression) with those sums, the rows of
+all batches are reduced again, and the statistics run on the result exactly as on the full
+table. Memory holds one batch and the reduced rows, never the data.
+
+Resuming: the reduced rows of each shard are kept in a cache directory under a key made
+of the shard's path, size and modification time and of every setting that changes the
+sums. A run that stops (a corrupt shard, a lost Ray worker, Ctrl-C) keeps the shards it
+finished, and the next run with the same settings reads them instead of the data.
+
+Engines: ``"local"`` reduces shard after shard in this process (the alignment itself uses
+every core); ``"ray"`` runs the same reduction of each shard as a Ray Data batch map over
+the list of shards, on a local Ray instance or an existing cluster
+(``ray_address="ray://host:10001"`` or ``"auto"``), and collects the small reduced tables on
+the driver. Both engines put the shards' reduced rows together in shard order, so the
+statistics, including the permutation test's draws, are the same for the same seed.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from groupwise._errors import GroupwiseError, InputError
+
+__all__ = ["stream_source", "ReducePlan", "Reduced", "reduce_shards", "BATCH_ROWS"]
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+BATCH_ROWS = 262_144
+"""Rows read from a shard at a time."""
+NUM, DEN, COUNT, COUNT_DEN = "__num", "__den", "__count", "__count_den"
+_GLOB_CHARS = set("*?[")
+_CACHE_VERSION = "1"
+
+
+# ---------------------------------------------------------------------------------------
+# What the data argument names.
+
+
+def stream_source(data: Any) -> list[Path] | None:
+    """The Parquet shards ``data`` names, or None when it is one table (or a DataFrame).
+
+    A directory (every ``.parquet``/``.pq`` file below it), a glob pattern (``"eval/*.parquet"``,
+    ``"eval/**/*.parquet"``) or a list of paths is a set of shards; anything else is left to
+    :func:`groupwise._io.read_table`.
+
+    Examples
+    --------
+    >>> stream_source("results.csv") is None
+    True
+    """
+    if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
+        if len(data) == 1:
+            return stream_source(data[0]) or None
+        paths = [Path(p) for p in data]
+        for p in paths:
+            _check_shard_path(p)
+        return paths
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    text = os.fspath(data)
+    path = Path(text)
+    if path.is_dir():
+        shards = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+        if not shards:
+            raise InputError(
+                f"the folder {text!r} holds no Parquet files (.parquet or .pq)",
+                fix="point at the folder that holds the shards, or at one file (CSV, TSV, JSONL or Parquet)",
+            )
+        return shards
+    if _GLOB_CHARS & set(text) and not path.exists():
+        matched = sorted(Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file())
+        if not matched:
+            raise InputError(
+                f"the pattern {text!r} matches no file",
+                fix="check the folder and the pattern (quote it so that the shell does not expand it), e.g. "
+                "'eval/*.parquet' or 'eval/**/*.parquet'",
+            )
+        for p in matched:
+            _check_shard_path(p)
+        return matched
+    return None
+
+
+def _check_shard_path(path: Path) -> None:
+    if not path.is_file():
+        raise InputError(f"the shard {str(path)!r} does not exist or is not a file", fix="check the path")
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
+        raise InputError(
+            f"{str(path)!r} is not a Parquet file: data split into shards must be Parquet",
+            fix="convert the shards to Parquet (pandas: DataFrame.to_parquet; polars: DataFrame.write_parquet), "
+            "or audit one CSV/TSV/JSONL file at a time",
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# What a batch is reduced to.
+
+
+@dataclass(frozen=True)
+class ReducePlan:
+    """Everything needed to reduce a batch; plain data, so it travels to Ray workers.
+
+    ``keys`` are the grouping, stratum and cluster columns; ``expressions`` the group
+    expressions, each reduced to a true/false key column ``__group{i}``.
+    """
+
+    metric: str
+    columns: Any  # MetricColumns
+    normalizer: Any  # a Normalizer or None
+    cluster: str
+    keys: tuple[str, ...]
+    expressions: tuple[str, ...] = ()
+    batch_rows: int = BATCH_ROWS
+
+    @property
+    def key_columns(self) -> list[str]:
+        return list(dict.fromkeys([self.cluster, *self.keys])) + [f"__group{i}" for i in range(len(self.expressions))]
+
+    def read_columns(self) -> list[str]:
+        from groupwise.audit._metrics import get_metric
+
+        spec = get_metric(self.metric)
+        metric_cols = [getattr(self.columns, role) for role in spec.inputs]
+        from groupwise._expr import parse_group
+
+        expr_cols = [c for text in self.expressions for c in parse_group(text).columns]
+        return list(dict.fromkeys([*metric_cols, self.cluster, *self.keys, *expr_cols]))
+
+    def fingerprint(self) -> str:
+        """What changes the sums, as text for the cache key."""
+        spec = getattr(self.normalizer, "spec", None if self.normalizer is None else repr(self.normalizer))
+        cols = {k: str(v) for k, v in vars(self.columns).items()} if hasattr(self.columns, "__dict__") else str(self.columns)
+        return json.dumps(
+            {"v": _CACHE_VERSION, "metric": self.metric, "columns": cols, "normalize": spec, "cluster": self.cluster,
+             "keys": list(self.keys), "expressions": list(self.expressions)},
+            sort_keys=True, default=str,
+        )
+
+
+@dataclass
+class Reduced:
+    """The reduced rows of every shard, with what the audit needs besides them."""
+
+    frame: pd.DataFrame
+    extra: list[str]
+    whole: bool  # every num a whole non-negative number and every den non-negative
+    binary: bool  # every den 0 or 1 and num <= den
+    shards: int
+    rows: int
+    from_cache: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def kind(self, metric_kind: str) -> str:
+        """The count model, read from every row as :func:`groupwise.audit._audit.metric_kind` does."""
+        if metric_kind != "continuous" or self.rows == 0:
+            return metric_kind
+        if not self.whole:
+            return "continuous"
+        return "binary" if self.binary else "count"
+
+
+def reduce_batch(frame: pd.DataFrame, plan: ReducePlan) -> pd.DataFrame:
+    """One batch (rows of one shard) as one row per key with the sums of its rows."""
+    from groupwise._expr import parse_group
+    from groupwise.audit._metrics import contributions, get_metric
+
+    spec = get_metric(plan.metric)
+    contrib = contributions(frame, spec, plan.columns, normalizer=plan.normalizer)
+    cluster = frame[plan.cluster]
+    if cluster.isna().any():
+        raise InputError(
+            f"the cluster column {plan.cluster!r} has {int(cluster.isna().sum())} missing values",
+            fix="give every row its speaker (or person); rows of unknown speakers can each get a unique id",
+            rows=frame.index[cluster.isna().to_numpy()].tolist(),
+        )
+    out = {c: frame[c] for c in dict.fromkeys([plan.cluster, *plan.keys])}
+    for i, text in enumerate(plan.expressions):
+        out[f"__group{i}"] = pd.Series(parse_group(text, columns=frame.columns).evaluate(frame), index=frame.index)
+    num, den = contrib.num, contrib.den
+    flags = pd.Series(
+        {"whole": bool(np.all(num >= 0) and np.all(np.mod(num, 1) == 0) and np.all(den >= 0)),
+         "binary": bool(np.all(np.isin(den, (0.0, 1.0))) and np.all(num <= den))}
+    )
+    out.update({NUM: num, DEN: den, COUNT: np.ones(len(frame)), COUNT_DEN: (den > 0).astype(float)})
+    out.update({f"__extra_{k}": v for k, v in contrib.extra.items()})
+    reduced = _group(pd.DataFrame(out, index=frame.index), plan.key_columns)
+    reduced.attrs["flags"] = flags.to_dict()
+    return reduced
+
+
+def _group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    sums = [c for c in frame.columns if c not in keys]
+    # sort=False keeps keys in order of first appearance, so clusters keep the order of
+    # their first row, as they have in the full table.
+    return frame.groupby(keys, sort=False, dropna=False, observed=True)[sums].sum().reset_index()
+
+
+def _combine(parts: Sequence[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+    flags = {"whole": all(p.attrs.get("flags", {}).get("whole", True) for p in parts),
+             "binary": all(p.attrs.get("flags", {}).get("binary", True) for p in parts)}
+    frame = _group(pd.concat(parts, ignore_index=True), keys) if len(parts) > 1 else parts[0]
+    frame.attrs["flags"] = flags
+    return frame
+
+
+# ---------------------------------------------------------------------------------------
+# Shards: schema checks, reading, caching.
+
+
+def check_schemas(shards: Sequence[Path], needed: Sequence[str]) -> None:
+    """Every shard readable, with every needed column, of the first shard's types."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first: dict[str, Any] = {}
+    for i, path in enumerate(shards):
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise _corrupt(path, exc) from None
+        names = set(schema.names)
+        missing = [c for c in needed if c not in names]
+        if missing:
+            listed = ", ".join(sorted(schema.names)[:30])
+            raise InputError(
+                f"the shard {str(path)!r} has no column {', '.join(map(repr, missing))} (it has {listed})",
+                fix="give every shard the same columns (or name the right column with its option); "
+                "shards already reduced are kept, so a rerun resumes",
+            )
+        types = {c: schema.field(c).type for c in needed}
+        if i == 0:
+            first = types
+            continue
+        for c in needed:
+            if not _compatible(first[c], types[c]):
+                raise InputError(
+                    f"the shard {str(path)!r} stores the column {c!r} as {types[c]}, but {str(shards[0])!r} "
+                    f"stores it as {first[c]}",
+                    fix="write every shard with the same schema (cast the column, e.g. with "
+                    "pyarrow.Table.cast or polars' cast, and rewrite that shard)",
+                )
+
+
+def _compatible(a: Any, b: Any) -> bool:
+    import pyarrow.types as t
+
+    if a == b:
+        return True
+    text = lambda x: t.is_string(x) or t.is_large_string(x) or t.is_string_view(x) or t.is_dictionary(x)  # noqa: E731
+    return (text(a) and text(b)) or (t.is_integer(a) and t.is_integer(b)) or (t.is_null(a) or t.is_null(b))
+
+
+def _corrupt(path: Path, exc: BaseException) -> InputError:
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return InputError(
+        f"the shard {str(path)!r} is not a readable Parquet file ({detail}); it may be truncated or corrupt",
+        fix="write that shard again (or move it out of the data); the shards already reduced are kept in the "
+        "cache, so a rerun resumes from them",
+    )
+
+
+def _to_pandas(table: Any) -> pd.DataFrame:
+    """An Arrow table as pandas, the way pandas.read_parquet converts it."""
+    try:
+        from pandas.io._util import arrow_table_to_pandas
+    except ImportError:  # pragma: no cover - other pandas versions
+        return table.to_pandas()
+    return arrow_table_to_pandas(table)
+
+
+def reduce_shard(path: Path, plan: ReducePlan, *, on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Read a shard batch by batch and reduce it; errors name the shard and its rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts: list[pd.DataFrame] = []
+    offset = 0
+    try:
+        handle = pq.ParquetFile(path)
+        batches = handle.iter_batches(batch_size=plan.batch_rows, columns=plan.read_columns())
+        for batch in batches:
+            frame = _to_pandas(pa.Table.from_batches([batch]))
+            frame.index = pd.RangeIndex(offset, offset + len(frame))
+            offset += len(frame)
+            try:
+                parts.append(reduce_batch(frame, plan))
+            except GroupwiseError as exc:
+                raise type(exc)(f"in the shard {str(path)!r}: {exc.problem}", fix=exc.fix, rows=exc.rows) from None
+            if on_batch is not None:
+                on_batch(len(frame))
+    except (pa.ArrowException, OSError) as exc:
+        raise _corrupt(path, exc) from None
+    if not parts:
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in plan.key_columns})
+        for c in (NUM, DEN, COUNT, COUNT_DEN):
+            empty[c] = pd.Series(dtype=float)
+        empty.attrs["flags"] = {"whole": True, "binary": True}
+        return empty
+    return _canonical(_combine(parts, plan.key_columns))
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Through Arrow and back, so that a cached, a Ray-made and a fresh table are alike."""
+    return _from_bytes(_to_bytes(frame))
+
+
+def _to_bytes(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"groupwise_flags": json.dumps(frame.attrs.get("flags", {})).encode()})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _from_bytes(data: bytes) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    flags = json.loads((table.schema.metadata or {}).get(b"groupwise_flags", b"{}"))
+    frame = _to_pandas(table)
+    frame.attrs["flags"] = flags
+    return frame
+
+
+def default_cache_dir() -> Path:
+    """``$GROUPWISE_CACHE_DIR``, else ``$XDG_CACHE_HOME/groupwise/shards``, else ``~/.cache/groupwise/shards``."""
+    if os.environ.get("GROUPWISE_CACHE_DIR"):
+        return Path(os.environ["GROUPWISE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "groupwise" / "shards"
+
+
+def _shard_key(path: Path, plan: ReducePlan) -> str:
+    st = path.stat()
+    ident = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, plan.fingerprint()])
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+class _Cache:
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        if directory is not None:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(
+                    f"the cache directory {str(directory)!r} cannot be created ({exc.strerror or exc})",
+                    fix="pass --cache-dir with a writable folder, or --no-cache",
+                ) from None
+
+    def get(self, key: str) -> pd.DataFrame | None:
+        if self.directory is None:
+            return None
+        file = self.directory / f"{key}.sums"
+        if not file.is_file():
+            return None
+        try:
+            return _from_bytes(file.read_bytes())
+        except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed, never trusted
+            return None
+
+    def put(self, key: str, frame: pd.DataFrame) -> None:
+        if self.directory is None:
+            return
+        tmp = self.directory / f".{key}.{os.getpid()}.tmp"
+        try:
+            tmp.write_bytes(_to_bytes(frame))
+            os.replace(tmp, self.directory / f"{key}.sums")
+        except Exception:  # noqa: BLE001 - a cache that cannot be written only costs a rerun
+            tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Progress.
+
+
+class Progress:
+    """Shards and batches done, examples per second and memory, on standard error.
+
+    A line at most every ``every`` seconds (and one at the end); silent when ``enabled`` is
+    false (``--quiet``, or ``CI`` set in the environment).
+    """
+
+    def __init__(self, total_shards: int, *, enabled: bool = True, every: float = 2.0, stream: Any = None) -> None:
+        self.total = total_shards
+        self.enabled = enabled
+        self.every = every
+        self.stream = stream if stream is not None else sys.stderr
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.rows = 0
+        self.batches = 0
+        self.shards = 0
+        self.cached = 0
+
+    def batch(self, rows: int) -> None:
+        self.rows += rows
+        self.batches += 1
+        self._maybe()
+
+    def shard(self, *, cached: bool = False, rows: int = 0) -> None:
+        """A shard done; ``rows`` are its examples when they were not counted batch by batch."""
+        self.shards += 1
+        self.cached += cached
+        self.rows += rows
+        self._maybe(force=self.shards == self.total)
+
+    def _maybe(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (not force and now - self.last < self.every):
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        cached = f", {self.cached} from the cache" if self.cached else ""
+        print(
+            f"audit: {self.shards}/{self.total} shards{cached}, {self.batches} batches, {self.rows:,} examples, "
+            f"{self.rows / elapsed:,.0f} examples/s, {_rss_mb():,.0f} MB",
+            file=self.stream, flush=True,
+        )
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def progress_enabled(quiet: bool) -> bool:
+    """Progress lines unless ``--quiet`` or in CI (``CI`` set to anything but false/0)."""
+    ci = os.environ.get("CI", "").strip().lower()
+    return not quiet and ci in ("", "0", "false", "no")
+
+
+# ---------------------------------------------------------------------------------------
+# Driving the reduction.
+
+
+class _Accumulator:
+    """Reduced shards put together in shard order, whatever order they arrive in.
+
+    The shards done from the first on are folded into one table once they hold as many
+    rows as it does, so memory stays near the size of the final reduced table however many
+    shards there are, at an amortised cost of a few group-bys of it.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.prefix: pd.DataFrame | None = None
+        self.next = 0
+        self.run: list[pd.DataFrame] = []
+        self.waiting: dict[int, pd.DataFrame] = {}
+
+    def add(self, index: int, frame: pd.DataFrame) -> None:
+        self.waiting[index] = frame
+        while self.next in self.waiting:
+            self.run.append(self.waiting.pop(self.next))
+            self.next += 1
+        held = sum(len(f) for f in self.run)
+        if held >= max(len(self.prefix) if self.prefix is not None else 0, 500_000):
+            self._fold()
+
+    def _fold(self) -> None:
+        if self.run:
+            self.prefix = _combine(([self.prefix] if self.prefix is not None else []) + self.run, self.keys)
+            self.run = []
+
+    def result(self) -> pd.DataFrame:
+        if self.waiting:  # pragma: no cover - every shard is added before the result is asked for
+            raise RuntimeError("shards missing from the reduction")
+        self._fold()
+        assert self.prefix is not None
+        return self.prefix
+
+
+def reduce_shards(
+    shards: Sequence[Path],
+    plan: ReducePlan,
+    *,
+    engine: str = "local",
+    ray_address: str | None = None,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> Reduced:
+    """Reduce every shard (from the cache where it is there) and put them together in order."""
+    started = time.perf_counter()
+    check_schemas(shards, plan.read_columns())
+    cache = _Cache(cache_dir)
+    keys = [_shard_key(p, plan) for p in shards]
+    parts = _Accumulator(plan.key_columns)
+    done: set[int] = set()
+    for i, key in enumerate(keys):
+        hit = cache.get(key)
+        if hit is not None:
+            parts.add(i, hit)
+            done.add(i)
+            if progress is not None:
+                progress.shard(cached=True, rows=int(hit[COUNT].sum()) if len(hit) else 0)
+    from_cache = len(done)
+    todo = [i for i in range(len(shards)) if i not in done]
+    if engine == "local":
+        for i in todo:
+            frame = reduce_shard(shards[i], plan, on_batch=progress.batch if progress is not None else None)
+            cache.put(keys[i], frame)
+            parts.add(i, frame)
+            if progress is not None:
+                progress.shard()
+    elif engine == "ray":
+        from groupwise.audit._ray import reduce_on_ray
+
+        for i, frame in reduce_on_ray([shards[i] for i in todo], todo, plan, address=ray_address):
+            cache.put(keys[i], frame)
+            parts.add(i, frame)
+            if progress is not None:
+                progress.shard(rows=int(frame[COUNT].sum()) if len(frame) else 0)
+    else:
+        raise InputError(f"engine {engine!r} is not known", fix="use engine='local' or engine='ray'")
+    frame = parts.result()
+    flags = frame.attrs.get("flags", {})
+    extra = [c[len("__extra_"):] for c in frame.columns if c.startswith("__extra_")]
+    rows = int(frame[COUNT].sum()) if len(frame) else 0
+    if rows == 0:
+        raise InputError(
+            f"the {len(shards)} shard(s) hold no rows", fix="check that the folder or pattern names the data you meant"
+        )
+    return Reduced(
+        frame=frame, extra=extra, whole=bool(flags.get("whole", True)), binary=bool(flags.get("binary", True)),
+        shards=len(shards), rows=rows, from_cache=from_cache, seconds=time.perf_counter() - started,
+    )
