@@ -268,3 +268,78 @@ def test_edit_counts_object():
             arr[0] = 5
     assert (e.hits + e.substitutions + e.deletions == e.ref_len).all()
     assert (e.hits + e.substitutions + e.insertions == e.hyp_len).all()
+
+
+# Raw text for the normalised word counts: casing with context (final sigma, dotted I),
+# punctuation-only pieces, every kind of whitespace, empty texts.
+RAW_TEXT = st.lists(
+    st.sampled_from(
+        ["ΟΔΟΣ", "Σ", "ΑΣ'", "İ", "Hello,", "hello", "HELLO", "-", ",", "...", "don't", "DON'T",
+         "a\tb", "x\u00a0y", "\u3000", "", "Ça", "ça!", "«é»", "\U0001d400"]
+    ),
+    max_size=8,
+).map(lambda words: " ".join(words))
+SPECS = ["default", "none", "lowercase", "punctuation", "punctuation+lowercase", "lowercase+strip",
+         "whitespace+punctuation+lowercase", "strip"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(RAW_TEXT | st.text(max_size=20), RAW_TEXT | st.text(max_size=20)), min_size=1, max_size=12))
+def test_normalised_words_equal_normalising_whole_texts(pairs):
+    from groupwise.audit._align import normalized_word_edits
+    from groupwise.audit._text import parse_normalizer
+
+    refs = [r for r, _ in pairs]
+    hyps = [h for _, h in pairs]
+    for spec in SPECS:
+        norm = parse_normalizer(spec)
+        want = rows(word_edits(norm(refs), norm(hyps)))
+        assert rows(normalized_word_edits(refs, hyps, norm)) == want, spec
+        assert rows(normalized_word_edits(pl.Series(refs), pd.Series(hyps, dtype="string"), norm)) == want, spec
+
+
+def test_normalised_words_equal_jiwer():
+    from groupwise.audit._align import normalized_word_edits
+    from groupwise.audit._text import parse_normalizer
+
+    refs = ["ΟΔΟΣ ΟΔΟΣ, İstanbul", "Hello , world !", "- a -", "", "DON'T  stop", "ΑΣ'Α ΣΑ"]
+    hyps = ["οδος οδοσ istanbul", "hello world", "a", "uh ,", "dont stop now", "ασ'α σα"]
+    got = rows(normalized_word_edits(refs, hyps, parse_normalizer("default")))
+    transform = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                               jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    want = []
+    for r, h in zip(refs, hyps):
+        out = jiwer.process_words(r, h, reference_transform=transform, hypothesis_transform=transform)
+        want.append((out.substitutions, out.deletions, out.insertions, out.hits,
+                     len(out.references[0]), len(out.hypotheses[0])))
+    assert got == want
+
+
+def test_normalisers_that_need_whole_texts():
+    from groupwise.audit._align import normalized_word_edits
+    from groupwise.audit._text import Normalizer, Step, lowercase
+
+    refs = ["one two", "Three four five", "x"]
+    hyps = ["one to", "three for five", ""]
+    # joins words across spaces, so it must see whole texts
+    join = Step("join", "remove spaces", lambda xs: [x.replace(" ", "") for x in xs])
+    norm = Normalizer([lowercase, join])
+    assert rows(normalized_word_edits(refs, hyps, norm)) == rows(word_edits(norm(refs), norm(hyps)))
+    assert rows(normalized_word_edits(refs, hyps, lambda xs: [x.upper() for x in xs])) == rows(
+        word_edits([r.upper() for r in refs], [h.upper() for h in hyps])
+    )
+    assert rows(normalized_word_edits(refs, hyps, None)) == rows(word_edits(refs, hyps))
+
+
+def test_pieces_of_none_one_and_several_words():
+    # "," normalises to nothing, "a\tb" is two words, "x" one: all three ways of expanding
+    from groupwise.audit._align import normalized_word_edits
+    from groupwise.audit._text import parse_normalizer
+
+    norm = parse_normalizer("default")
+    for refs, hyps in [
+        (["a b", "c"], ["a c", "c"]),  # every piece one word
+        (["a , b", ", c ,"], ["a c", ","]),  # some none
+        (["a , x\tb", "y\u00a0z ,"], ["a b", "y z"]),  # some several
+    ]:
+        assert rows(normalized_word_edits(refs, hyps, norm)) == rows(word_edits(norm(refs), norm(hyps)))

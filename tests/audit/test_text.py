@@ -17,6 +17,7 @@ from groupwise.audit._text import (
     ALIASES,
     STEPS,
     Normalizer,
+    Step,
     lowercase,
     parse_normalizer,
     punctuation,
@@ -209,7 +210,7 @@ def test_default_matches_jiwer_composition(texts):
 @settings(max_examples=100, deadline=None)
 @given(st.lists(NO_SURROGATE_TEXT, min_size=1, max_size=8))
 def test_polars_and_python_paths_agree(texts):
-    for step in (punctuation, whitespace, strip):
+    for step in (lowercase, punctuation, whitespace, strip):
         via_polars = step.on_series(pl.Series(texts, dtype=pl.String)).to_list()
         assert via_polars == step.on_list(texts), step.name
 
@@ -217,3 +218,74 @@ def test_polars_and_python_paths_agree(texts):
 def test_surrogates_fall_back_to_python():
     texts = ["A\ud800, B  c", "x"]
     assert parse_normalizer("default")(texts) == ["a\ud800 b c", "x"]
+
+
+# Tricky casing: final and non-final sigma (alone, before and after spaces, apostrophes
+# and punctuation), dotted capital I, sharp s, titlecase digraphs, and ASCII neighbours.
+TRICKY = [
+    "ΟΔΟΣ", "ΟΔΟΣ ΟΔΟΣ", "Σ", "ΑΣ'", "ΑΣ'Α", "ΑΣ.Β", "ΑΣ,", "Α Σ Α", "ΑΣ\tΒ", "ΑΣ\u00a0Β",
+    "İSTANBUL", "Iİı", "STRASSE ẞ", "ǅemal ǈ ǋ", "ＡＢＣ", "Ω Ω", "MIXED ascii ÀÉ", "PLAIN ASCII",
+    "", "  ", "ΣΑ ΑΣ ΣΣ",
+]
+
+
+def test_lowercase_tricky_unicode_equals_python_and_jiwer():
+    want = [t.lower() for t in TRICKY]
+    assert lowercase(TRICKY) == want
+    assert lowercase(pl.Series(TRICKY)) == want
+    assert jiwer.ToLowerCase()(TRICKY) == want
+    assert lowercase.on_series(pl.Series(TRICKY)).to_list() == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(NO_SURROGATE_TEXT | st.sampled_from(TRICKY) | st.text("ABCÀΣİ .,'", max_size=12), min_size=1, max_size=8))
+def test_lowercase_polars_path_equals_str_lower(texts):
+    assert lowercase.on_series(pl.Series(texts, dtype=pl.String)).to_list() == [t.lower() for t in texts]
+
+
+def test_non_ascii_codepoints_are_decoded_exactly():
+    from groupwise.audit._text import _non_ascii_codepoints
+
+    texts = ["abc", "é", "ça va — 😀!", "東京\u00a0x", "\U0010ffff\u0080\u07ff\u0800\uffff\U00010000", ""]
+    want = sorted({ord(c) for t in texts for c in t if ord(c) > 127})
+    assert _non_ascii_codepoints(pl.Series(texts)) == want
+    assert _non_ascii_codepoints(pl.Series(["plain", "ascii"])) == []
+    # a sliced, multi-chunk Series
+    s = pl.concat([pl.Series(["x", "é"]), pl.Series(["ü", "😀"])], rechunk=False).slice(1, 2)
+    assert _non_ascii_codepoints(s) == [0xE9, 0xFC]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(NO_SURROGATE_TEXT, min_size=1, max_size=8))
+def test_non_ascii_codepoints_match_python(texts):
+    from groupwise.audit._text import _non_ascii_codepoints
+
+    assert _non_ascii_codepoints(pl.Series(texts, dtype=pl.String)) == sorted(
+        {ord(c) for t in texts for c in t if ord(c) > 127}
+    )
+
+
+def test_character_tables_equal_python_on_every_code_point():
+    import sys
+    import unicodedata
+
+    from groupwise.audit._text import _punctuation_table, _whitespace_codepoints
+
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert _whitespace_codepoints() == tuple(i for i, c in enumerate(every) if c.isspace())
+    kept = every.translate(_punctuation_table())
+    assert kept == "".join(c for c in every if not unicodedata.category(c).startswith("P"))
+
+
+def test_punctuation_class_covers_characters_beyond_ascii():
+    texts = ["«hé»", "¿qué?", "a—b", "x\u2019s", "﹏wavy", "plain"]
+    assert punctuation(pl.Series(texts)) == [t.translate({ord(c): None for c in t if c in "«»¿?—\u2019﹏"}) for t in texts]
+
+
+def test_tokenwise_steps():
+    assert parse_normalizer("default").tokenwise
+    assert all(step.tokenwise for step in STEPS.values())
+    # a step from elsewhere is applied to whole texts unless it says otherwise
+    shout = Step("shout", "upper case", lambda xs: [x.upper() for x in xs])
+    assert not shout.tokenwise
+    assert not Normalizer([lowercase, shout]).tokenwise

@@ -8,8 +8,12 @@ alignments exist the S/D/I split is rapidfuzz's choice, so the same choice is ma
 
 How it is fast (a million ten-word pairs take about 1.5-2 s on two cores):
 
-1. Words are split and dictionary-encoded in bulk by polars with one vocabulary shared by
-   references and hypotheses.
+1. Texts are split at plain spaces and the pieces dictionary-encoded in bulk by polars
+   with one vocabulary shared by references and hypotheses. Each distinct piece is then
+   turned into its words once, in Python (``piece.split()``, after the normaliser when
+   one is given and works piece by piece), and the pieces' ids are replaced by their
+   words' ids with numpy. Text is thus normalised and split exactly as the pure Python
+   ``normalizer(text).split()``, at the cost of the distinct pieces only.
 2. Each word id becomes one Unicode code point (1, 2, ... skipping the surrogates
    U+D800-U+DFFF), so each utterance becomes a short Python string that rapidfuzz
    compares in C++. Vocabularies too large for the code-point range (over 1,112,063
@@ -29,8 +33,7 @@ Words are ``str.split()`` tokens, i.e. runs of non-whitespace. jiwer's ``wer_def
 splits on single spaces after collapsing runs of two or more whitespace characters, so
 the two agree on any text where a lone whitespace character between words is a plain
 space, which is always the case after the ``whitespace`` normalisation step
-(:mod:`groupwise.audit._text`). Word splitting is fastest on such text: a run of several
-spaces, a tab or an empty string makes the affected rows go through Python.
+(:mod:`groupwise.audit._text`).
 
 Empty references are allowed, as in jiwer 4: such a pair has ``ref_len`` 0 and one
 insertion per hypothesis word. A corpus error rate is a ratio of sums,
@@ -53,15 +56,9 @@ from rapidfuzz.distance import Levenshtein, LCSseq
 from rapidfuzz.process import cpdist
 
 from groupwise._errors import InputError
-from groupwise.audit._text import (
-    _as_list,
-    _as_series,
-    _coerce_texts,
-    _regex_class,
-    _whitespace_codepoints,
-)
+from groupwise.audit._text import Normalizer, _as_list, _as_series, _coerce_texts
 
-__all__ = ["EditCounts", "word_edits", "char_edits"]
+__all__ = ["EditCounts", "word_edits", "normalized_word_edits", "char_edits"]
 
 _SURROGATES = 0xD800
 _N_SURROGATES = 0x800
@@ -156,11 +153,60 @@ def word_edits(references: Any, hypotheses: Any, *, workers: int = -1) -> EditCo
     """
     _check_workers(workers)
     refs, hyps = _coerce_pair(references, hypotheses)
+    return _word_counts(refs, hyps, None, workers)
+
+
+def normalized_word_edits(
+    references: Any, hypotheses: Any, normalizer: Any, *, workers: int = -1
+) -> EditCounts:
+    """:func:`word_edits` of the normalised texts, normalising as little text as possible.
+
+    Parameters
+    ----------
+    references, hypotheses : sequence of str, numpy array, pandas or polars Series
+        Raw transcripts, one pair per position.
+    normalizer : Normalizer, callable or None
+        A :class:`~groupwise.audit._text.Normalizer` whose steps all work piece by piece
+        (:attr:`~groupwise.audit._text.Step.tokenwise`, as the built-in steps do) is
+        applied to each distinct space-separated piece of text once; any other callable
+        (``list[str] -> list[str]``) to every text.
+    workers : int, default -1
+        Threads for rapidfuzz (-1: all cores).
+
+    Returns
+    -------
+    EditCounts
+        Equal to ``word_edits(normalizer(references), normalizer(hypotheses))``.
+
+    Examples
+    --------
+    >>> from groupwise.audit._text import parse_normalizer
+    >>> e = normalized_word_edits(["The cat, sat."], ["the  CAT sat!"], parse_normalizer("default"))
+    >>> e.errors.tolist(), e.ref_len.tolist()
+    ([0], [3])
+    """
+    _check_workers(workers)
+    refs, hyps = _coerce_pair(references, hypotheses)
+    if normalizer is None or (isinstance(normalizer, Normalizer) and normalizer.tokenwise):
+        return _word_counts(refs, hyps, normalizer, workers)
+    if isinstance(normalizer, Normalizer):
+        refs, hyps = normalizer._apply(refs), normalizer._apply(hyps)
+    else:
+        refs, hyps = _coerce_pair(normalizer(_as_list(refs)), normalizer(_as_list(hyps)))
+    return _word_counts(refs, hyps, None, workers)
+
+
+def _word_counts(
+    refs: list[str] | pl.Series, hyps: list[str] | pl.Series, normalizer: Normalizer | None, workers: int
+) -> EditCounts:
     if len(refs) == 0:
         return _empty()
-    encoded = _encode_polars(refs, hyps)
+    encoded = _encode_polars(refs, hyps, normalizer)
     if encoded is None:
-        encoded = _encode_python(_as_list(refs), _as_list(hyps))
+        r, h = _as_list(refs), _as_list(hyps)
+        if normalizer is not None:
+            r, h = _as_list(normalizer._apply(r)), _as_list(normalizer._apply(h))
+        encoded = _encode_python(r, h)
     (r_ids, r_offs), (h_ids, h_offs), vocab_size = encoded
     a = _sequences(r_ids, r_offs, vocab_size)
     b = _sequences(h_ids, h_offs, vocab_size)
@@ -246,10 +292,15 @@ _Tokens = tuple[np.ndarray, np.ndarray]
 
 
 def _encode_polars(
-    refs: list[str] | pl.Series, hyps: list[str] | pl.Series
+    refs: list[str] | pl.Series, hyps: list[str] | pl.Series, normalizer: Normalizer | None = None
 ) -> tuple[_Tokens, _Tokens, int] | None:
-    """Split on single spaces and encode with one polars Categorical; then repair rows
-    whose tokens were empty or held other whitespace, so words are ``str.split()``'s."""
+    """Encode the words of ``normalizer(text).split()`` (``text.split()`` without one).
+
+    polars splits every text at plain spaces and encodes the pieces with one Categorical;
+    each distinct piece becomes its list of words in Python (usually itself, none for an
+    empty piece, several where it held other whitespace), and numpy puts the words' ids in
+    place of the pieces'. ``normalizer`` must work piece by piece (``tokenwise``).
+    """
     if not hasattr(pl, "Categories"):  # polars < 1.32 has no private category mappings
         return None
     r_series, h_series = _as_series(refs), _as_series(hyps)
@@ -260,72 +311,53 @@ def _encode_polars(
     cats = pl.Categories.random()
     dtype = pl.Categorical(cats)
     keepalive = pl.Series([], dtype=dtype)  # the mapping lives while something uses it
-    split = (
-        pl.DataFrame({"r": r_series, "h": h_series})
-        .lazy()
-        .select(pl.col("r").str.split(" "), pl.col("h").str.split(" "))
-        .collect()
+    frame = pl.DataFrame({"r": r_series, "h": h_series}).lazy()
+    # Splitting inside each query, with the explode and the cast, never materialises the
+    # lists; the number of pieces of a text is its number of spaces plus one.
+    results = pl.collect_all(
+        [
+            frame.select(pl.col(c).str.split(" ").explode().cast(dtype).to_physical())
+            for c in "rh"
+        ]
+        + [frame.select(pl.col(c).str.count_matches(" ", literal=True) for c in "rh")]
     )
-    # explode + cast is about twice as fast as casting inside list.eval
-    ids = pl.collect_all(
-        [split.lazy().select(pl.col(c).explode().cast(dtype).to_physical()) for c in "rh"]
-    )
-    vocab = cats.to_series()
+    pieces = cats.to_series().fill_null("").to_list()
     del keepalive
-    sides = [_flat(ids[j].to_series(), split[c].list.len()) for j, c in enumerate("rh")]
-    # Both checks run on the vocabulary (thousands of words), not on the tokens.
-    dirty = (
-        vocab.str.contains(_regex_class(_whitespace_codepoints())) | (vocab.str.len_bytes() == 0)
-    ).fill_null(False)
-    dirty_ids = dirty.arg_true().to_numpy()
-    vocab_size = len(vocab)
-    if dirty_ids.size:
-        word_ids = {w: i for i, w in enumerate(vocab.to_list()) if w is not None}
-        for j, texts in enumerate((refs, hyps)):
-            sides[j] = _resplit(*sides[j], dirty_ids, texts, word_ids)
-        vocab_size = max(vocab_size, len(word_ids))
-    return sides[0], sides[1], vocab_size
+    words = [w.split() for w in (pieces if normalizer is None else _as_list(normalizer._apply(pieces)))]
+    vocab: dict[str, int] = {}
+    get = vocab.setdefault
+    counts = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    flat = np.fromiter(
+        (get(w, len(vocab)) for ws in words for w in ws), dtype=np.uint32, count=int(counts.sum())
+    )
+    spaces = results[2]
+    sides = []
+    for j, c in enumerate("rh"):
+        ids = results[j].to_series().to_numpy()
+        per_row = spaces[c].to_numpy().astype(np.int64) + 1
+        sides.append(_expand(ids, per_row, counts, flat))
+    return sides[0], sides[1], len(vocab)
 
 
-def _flat(ids: pl.Series, lens: pl.Series) -> _Tokens:
-    offs = np.zeros(len(lens) + 1, dtype=np.int64)
-    np.cumsum(lens.to_numpy(), out=offs[1:])
-    flat = ids.to_numpy()
-    if len(flat) != offs[-1]:  # str.split never yields an empty list, so never happens
-        raise RuntimeError("word count mismatch while encoding transcripts")
-    return flat, offs
-
-
-def _resplit(
-    ids: np.ndarray,
-    offs: np.ndarray,
-    dirty_ids: np.ndarray,
-    texts: list[str] | pl.Series,
-    word_ids: dict[str, int],
-) -> _Tokens:
-    """Re-tokenise with ``str.split()`` the rows holding a dirty token."""
-    positions = np.flatnonzero(np.isin(ids, dirty_ids))
-    if positions.size == 0:
-        return ids, offs
-    rows = np.unique(np.searchsorted(offs, positions, side="right") - 1)
-    if isinstance(texts, pl.Series):
-        originals = texts.gather(rows).to_list()
-    else:
-        originals = [texts[i] for i in rows.tolist()]
-    get = word_ids.setdefault
-    new = [[get(w, len(word_ids)) for w in s.split()] for s in originals]
-    lens = np.diff(offs)
-    new_lens = lens.copy()
-    new_lens[rows] = [len(x) for x in new]
-    new_offs = np.zeros(len(offs), dtype=np.int64)
-    np.cumsum(new_lens, out=new_offs[1:])
-    out = np.empty(int(new_offs[-1]), dtype=np.int64)
-    kept = np.ones(len(lens), dtype=bool)
-    kept[rows] = False
-    kept_new = np.repeat(kept, new_lens)
-    out[kept_new] = ids[np.repeat(kept, lens)]
-    out[~kept_new] = np.fromiter(chain.from_iterable(new), dtype=np.int64)
-    return out, new_offs
+def _expand(ids: np.ndarray, per_row: np.ndarray, counts: np.ndarray, flat: np.ndarray) -> _Tokens:
+    """Replace each piece id ``p`` by its ``counts[p]`` word ids, stored from
+    ``flat[sum(counts[:p])]``; rows hold ``per_row`` pieces each."""
+    row_starts = np.zeros(len(per_row) + 1, dtype=np.int64)
+    np.cumsum(per_row, out=row_starts[1:])
+    if len(ids) != row_starts[-1]:  # str.split never yields an empty list, so never happens
+        raise RuntimeError("piece count mismatch while encoding transcripts")
+    if counts.size and counts.min() == 1 and counts.max() == 1:  # every piece is one word
+        return flat[ids], row_starts
+    per_piece = counts[ids]
+    ends = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(per_piece, out=ends[1:])
+    offs = ends[row_starts]
+    starts = np.cumsum(counts) - counts
+    if counts.max(initial=0) <= 1:  # pieces of one word or none
+        return flat[starts[ids[per_piece == 1]]], offs
+    total = int(ends[-1])
+    first = np.repeat(starts[ids] - ends[:-1], per_piece)
+    return flat[first + np.arange(total, dtype=np.int64)], offs
 
 
 def _encode_python(refs: list[str], hyps: list[str]) -> tuple[_Tokens, _Tokens, int]:
@@ -353,7 +385,8 @@ def _sequences(ids: np.ndarray, offs: np.ndarray, vocab_size: int) -> list[Any]:
         flat = ids.tolist()
         o = offs.tolist()
         return [flat[i:j] for i, j in zip(o, o[1:])]
-    cps = ids.astype(np.uint32) + 1
+    cps = ids.astype(np.uint32, copy=True)
+    cps += 1
     cps[cps >= _SURROGATES] += _N_SURROGATES
     return _rows_as_strings(cps, offs)
 

@@ -25,6 +25,7 @@ metric             num                                         den
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -255,7 +256,9 @@ def _raise_missing_label(values: np.ndarray, pos_label: object, column: str) -> 
     )
 
 
-def _texts(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
+def _texts(frame: pd.DataFrame, column: str, role: str) -> Any:
+    """The column's transcripts, checked: a polars Series when pandas holds them as
+    strings (Arrow-backed, as Parquet gives them), else a numpy array of str."""
     series = frame[column]
     missing = _rows_with_missing(series)
     if missing:
@@ -270,6 +273,15 @@ def _texts(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
             f"the {role} column {column!r} holds numbers, not transcripts",
             fix=f"point --{role} at the column with the {role} text",
         )
+    if series.dtype != object and pd.api.types.is_string_dtype(series.dtype):
+        # Every value is a str (missing ones were refused above): hand the Arrow strings
+        # on without building a Python string per row.
+        import polars as pl
+
+        try:
+            return pl.Series(values=series)
+        except (TypeError, ValueError, pl.exceptions.PolarsError):
+            pass
     values = series.to_numpy(dtype=object)
     if pd.api.types.infer_dtype(values, skipna=False) == "string":
         return values
@@ -286,7 +298,7 @@ def _texts(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
 def _text_contributions(
     frame: pd.DataFrame, name: str, names: dict[str, str], normalizer: object | None
 ) -> Contributions:
-    from groupwise.audit._align import char_edits, word_edits
+    from groupwise.audit._align import char_edits, normalized_word_edits
 
     refs = _texts(frame, names["reference"], "reference")
     hyps = _texts(frame, names["hypothesis"], "hypothesis")
@@ -295,10 +307,14 @@ def _text_contributions(
             f"the reference and hypothesis columns are both {names['reference']!r}",
             fix="pass --reference and --hypothesis with two different columns",
         )
-    if normalizer is not None:
-        refs = normalizer(refs)  # type: ignore[operator]
-        hyps = normalizer(hyps)  # type: ignore[operator]
-    edits = (word_edits if name == "wer" else char_edits)(refs, hyps)
+    if name == "wer":
+        # Normalises each distinct piece of text once where the normaliser allows it.
+        edits = normalized_word_edits(refs, hyps, normalizer)
+    else:
+        if normalizer is not None:
+            refs = normalizer(refs)  # type: ignore[operator]
+            hyps = normalizer(hyps)  # type: ignore[operator]
+        edits = char_edits(refs, hyps)
     num = (edits.substitutions + edits.deletions + edits.insertions).astype(float)
     extra = {
         "substitutions": edits.substitutions.astype(float),

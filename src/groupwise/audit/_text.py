@@ -26,15 +26,24 @@ whitespace is the plain space, the two agree exactly.
 ``"lowercase+punctuation+whitespace"`` into a :class:`Normalizer`; ``Normalizer.spec``
 gives the spec back.
 
-The punctuation, whitespace and strip steps run as polars string expressions built from
-Python's own Unicode tables (so they remove exactly the characters Python and jiwer
-would); lowercasing stays with :meth:`str.lower`, whose special cases (final sigma,
-dotted capital I) and Unicode version are what jiwer uses. Strings polars cannot hold
-(lone surrogates) are processed with plain Python instead, with the same result.
+Every step runs in bulk on a polars Series, with results equal to the pure Python
+reference implementation on every input:
+
+- the punctuation, whitespace and strip steps are polars string expressions whose
+  character classes come from Python's own Unicode tables (so they remove exactly the
+  characters Python and jiwer would): ASCII punctuation, plus the punctuation among the
+  other characters that occur, which are found by decoding the UTF-8 of the non-ASCII
+  texts in bulk with numpy;
+- lowercasing uses polars on texts that are pure ASCII (where it maps A-Z to a-z, as
+  :meth:`str.lower` does) and :meth:`str.lower` itself on the rest, whose special cases
+  (final sigma, dotted capital I) and Unicode version are what jiwer uses.
+
+Strings polars cannot hold (lone surrogates) are processed with plain Python instead.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -61,34 +70,60 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------
-# Character tables, built once on first use (scanning all code points takes ~0.2 s).
+# Character tables. Nothing scans every code point's category: punctuation is looked up
+# for the characters that occur (ASCII once, the rest as they are met), and whitespace is
+# found by the regex engine's own isspace test over all code points (~20 ms).
 
 
-@cache
-def _punctuation_codepoints() -> tuple[int, ...]:
-    return tuple(
-        c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("P")
-    )
+def _is_punctuation(codepoint: int) -> bool:
+    return unicodedata.category(chr(codepoint)).startswith("P")
+
+
+_ASCII_PUNCTUATION: tuple[int, ...] = tuple(c for c in range(128) if _is_punctuation(c))
+
+
+class _PunctuationTable(dict[int, "int | None"]):
+    """``str.translate`` table deleting punctuation, filled in as characters are met.
+
+    A missing code point is classified on its first lookup (``dict.__missing__``) and
+    remembered, so the table never holds more than the characters seen.
+    """
+
+    def __missing__(self, codepoint: int) -> int | None:
+        value = None if _is_punctuation(codepoint) else codepoint
+        self[codepoint] = value
+        return value
+
+
+_PUNCTUATION_TABLE = _PunctuationTable()
+# Identity entries for the rest of ASCII up front: str.translate looks each distinct
+# character up once per call.
+for _c in range(128):
+    _PUNCTUATION_TABLE[_c]
+del _c
+
+
+def _punctuation_table() -> dict[int, int | None]:
+    return _PUNCTUATION_TABLE
+
+
+def _all_characters() -> str:
+    """Every code point but the surrogates, in order, as one string."""
+    cps = np.arange(sys.maxunicode + 1, dtype="<u4")
+    cps = cps[(cps < 0xD800) | (cps > 0xDFFF)]
+    return cps.tobytes().decode("utf-32-le")
 
 
 @cache
 def _whitespace_codepoints() -> tuple[int, ...]:
-    return tuple(c for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    # In a str pattern, re's \s is Py_UNICODE_ISSPACE, the same test as str.isspace, and
+    # no surrogate is whitespace.
+    return tuple(ord(c) for c in re.findall(r"\s", _all_characters()))
 
 
 @cache
 def _whitespace_chars() -> str:
     return "".join(map(chr, _whitespace_codepoints()))
-
-
-@cache
-def _punctuation_table() -> dict[int, int | None]:
-    table: dict[int, int | None] = dict.fromkeys(_punctuation_codepoints())
-    # Identity entries for the rest of ASCII: str.translate looks each distinct character
-    # up once per call, and a miss costs a KeyError, which made translate ~5x slower.
-    for c in range(128):
-        table.setdefault(c, c)
-    return table
 
 
 def _regex_class(codepoints: Iterable[int]) -> str:
@@ -112,13 +147,47 @@ def _class_range(a: int, b: int) -> str:
 
 
 @cache
-def _punctuation_class() -> str:
-    return _regex_class(_punctuation_codepoints())
-
-
-@cache
 def _other_whitespace_class() -> str:
     return _regex_class(c for c in _whitespace_codepoints() if c != 0x20)
+
+
+def _non_ascii(s: pl.Series) -> pl.Series:
+    """True for the strings holding a character beyond ASCII (more bytes than characters)."""
+    return s.str.len_bytes() != s.str.len_chars()
+
+
+def _non_ascii_codepoints(s: pl.Series) -> list[int]:
+    """The distinct code points above U+007F in ``s``, decoded from its UTF-8 in bulk."""
+    wide = _non_ascii(s)
+    if not wide.any():
+        return []
+    arr = s.filter(wide).rechunk().to_arrow(compat_level=pl.CompatLevel.oldest())
+    if hasattr(arr, "combine_chunks"):
+        arr = arr.combine_chunks()
+    _, offsets, values = arr.buffers()
+    offs = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    return _utf8_distinct(np.frombuffer(values, dtype=np.uint8)[offs[0] : offs[-1]]).tolist()
+
+
+def _utf8_distinct(data: np.ndarray) -> np.ndarray:
+    """Sorted distinct code points of the multi-byte characters in valid UTF-8 ``data``."""
+    lead = np.flatnonzero(data >= 0xC0)  # the first byte of each multi-byte character
+    b0 = data[lead].astype(np.uint32)
+    b1 = data[lead + 1].astype(np.uint32) & 0x3F
+    cps = ((b0 & 0x1F) << 6) | b1
+    three = np.flatnonzero(b0 >= 0xE0)
+    if three.size:
+        b2 = data[lead[three] + 2].astype(np.uint32) & 0x3F
+        cps[three] = ((b0[three] & 0x0F) << 12) | (b1[three] << 6) | b2
+        four = three[b0[three] >= 0xF0]
+        if four.size:
+            at = lead[four]
+            b2 = data[at + 2].astype(np.uint32) & 0x3F
+            b3 = data[at + 3].astype(np.uint32) & 0x3F
+            cps[four] = ((b0[four] & 0x07) << 18) | (b1[four] << 12) | (b2 << 6) | b3
+    seen = np.zeros(sys.maxunicode + 1, dtype=bool)
+    seen[cps] = True
+    return np.flatnonzero(seen)
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,6 +314,14 @@ class Step:
         ``list[str] -> list[str]``, the reference (pure Python) implementation.
     on_series : callable, optional
         ``polars.Series -> polars.Series`` doing exactly the same, used when present.
+    tokenwise : bool, default False
+        True when applying the step to each piece of a text between plain spaces and
+        joining the results gives the same words (``str.split()``) as applying it to the
+        whole text: the step never merges, splits or reorders words across a space and
+        reads no context beyond one. Word error rates then normalise each distinct piece
+        once instead of every text (:func:`groupwise.audit._align.word_edits`). True for
+        the built-in steps: lowercasing only looks past a character for the final sigma,
+        and that look stops at a space.
 
     Examples
     --------
@@ -260,6 +337,7 @@ class Step:
     on_series: Callable[[pl.Series], pl.Series] | None = field(
         default=None, repr=False, compare=False
     )
+    tokenwise: bool = field(default=False, repr=False, compare=False)
 
     def __call__(self, texts: Sequence[str] | np.ndarray | Any) -> list[str]:
         """Apply this step alone; see :meth:`Normalizer.__call__`."""
@@ -270,13 +348,29 @@ def _lower_list(texts: list[str]) -> list[str]:
     return list(map(str.lower, texts))
 
 
+def _lower_series(s: pl.Series) -> pl.Series:
+    # On ASCII text polars' lowercase and str.lower both map A-Z to a-z and nothing else.
+    # Text beyond ASCII goes through str.lower itself: its special cases (final sigma,
+    # dotted capital I) and Unicode version are what jiwer uses.
+    out = s.str.to_lowercase()
+    wide = _non_ascii(s)
+    if wide.any():
+        rows = wide.arg_true()
+        lowered = list(map(str.lower, s.gather(rows).to_list()))
+        out = out.scatter(rows, pl.Series(values=lowered, dtype=pl.String))
+    return out
+
+
 def _punct_list(texts: list[str]) -> list[str]:
     table = _punctuation_table()
     return [s.translate(table) for s in texts]
 
 
 def _punct_series(s: pl.Series) -> pl.Series:
-    return s.str.replace_all(_punctuation_class(), "")
+    # The class holds ASCII punctuation and the punctuation among the characters that
+    # occur, so no table of all of Unicode is built.
+    extra = [c for c in _non_ascii_codepoints(s) if _PUNCTUATION_TABLE[c] is None]
+    return s.str.replace_all(_regex_class([*_ASCII_PUNCTUATION, *extra]), "")
 
 
 def _space_list(texts: list[str]) -> list[str]:
@@ -300,20 +394,24 @@ def _strip_series(s: pl.Series) -> pl.Series:
     return s.str.strip_chars(_whitespace_chars())
 
 
-lowercase = Step("lowercase", "lowercase with str.lower", _lower_list)
+lowercase = Step("lowercase", "lowercase with str.lower", _lower_list, _lower_series, tokenwise=True)
 punctuation = Step(
     "punctuation",
     "remove every character whose Unicode general category starts with 'P'",
     _punct_list,
     _punct_series,
+    tokenwise=True,
 )
 whitespace = Step(
     "whitespace",
     "collapse each run of whitespace to one space and strip both ends",
     _space_list,
     _space_series,
+    tokenwise=True,
 )
-strip = Step("strip", "strip whitespace from both ends with str.strip", _strip_list, _strip_series)
+strip = Step(
+    "strip", "strip whitespace from both ends with str.strip", _strip_list, _strip_series, tokenwise=True
+)
 
 STEPS: dict[str, Step] = {s.name: s for s in (lowercase, punctuation, whitespace, strip)}
 """The known steps by name."""
@@ -377,7 +475,15 @@ class Normalizer:
         list of str
             The normalised strings, in input order.
         """
-        data: list[str] | pl.Series = _coerce_texts(texts, "texts")
+        return _as_list(self._apply(_coerce_texts(texts, "texts")))
+
+    @property
+    def tokenwise(self) -> bool:
+        """True when every step is :attr:`Step.tokenwise`."""
+        return all(step.tokenwise for step in self.steps)
+
+    def _apply(self, data: list[str] | pl.Series) -> list[str] | pl.Series:
+        """Normalise already checked texts; a polars Series stays one where it can."""
         polars_ok = True
         for step in self.steps:
             if step.on_series is not None and polars_ok:
@@ -387,7 +493,7 @@ class Normalizer:
                     continue
                 polars_ok = False
             data = step.on_list(_as_list(data))
-        return _as_list(data)
+        return data
 
     def __repr__(self) -> str:
         return f"Normalizer({self.spec!r})"
