@@ -48,7 +48,10 @@ def _show(result, console, *, json_out=None, csv_out=None, plot=None) -> None:  
 
 @app.command()
 def audit(
-    data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example; or Parquet shards: a folder, a quoted glob ('eval/*.parquet') or several files, reduced batch by batch in bounded memory."),
+    ],
     metric: Annotated[str, typer.Option(help=f"What to measure: {_METRIC_HELP}")] = "wer",
     by: Annotated[
         Optional[list[str]],
@@ -88,19 +91,27 @@ def audit(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number and the settings to this JSON file.")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the tidy per-group table to this CSV file.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Save a plot of group values and intervals (PNG, SVG or PDF).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    engine: Annotated[str, typer.Option(help="For Parquet shards: local (this process, bounded memory) or ray (a Ray Data batch map per shard).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster for --engine ray (auto, ray://HEAD:10001); default: a local Ray.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Where each shard's reduced sums are kept so a rerun resumes (default: ~/.cache/groupwise/shards).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Keep no reduced sums of shards.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and no progress).")] = False,
 ) -> None:
     """Audit a metric across groups, with cluster-robust intervals and corrected tests.
 
     Example: [bold]groupwise audit hyps.csv --by accent --by accent,noise --cluster speaker --json out.json[/]
+
+    Sharded: [bold]groupwise audit 'eval/*.parquet' --by accent --cluster speaker --engine ray[/]
     """
+    from groupwise.audit._stream import progress_enabled
+
     from groupwise.audit._audit import audit as run_audit
     from groupwise._provenance import Provenance, load_schema, parse_assignments
 
     prov = load_schema(schema) if schema is not None else Provenance()
     prov = prov.merged(parse_assignments(provenance or []))
     result = run_audit(
-        data,
+        [str(p) for p in data] if len(data) > 1 else str(data[0]),
         metric=metric,
         by=by,
         groups=group,
@@ -127,6 +138,10 @@ def audit(
         normalize=_normalizer(normalize),
         provenance=prov,
         allow_imputed=allow_imputed,
+        engine=engine,
+        ray_address=ray_address,
+        cache_dir=False if no_cache else cache_dir,
+        progress=progress_enabled(quiet),
     )
     _show(result, _console(quiet), json_out=json_out, csv_out=csv_out, plot=plot)
 

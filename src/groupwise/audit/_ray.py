@@ -47,29 +47,55 @@ class _Reducer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from groupwise.audit._stream import _to_bytes, reduce_shard
 
-        out: dict[str, list[Any]] = {"index": [], "data": [], "error": [], "fix": []}
+        import json
+
+        out: dict[str, list[Any]] = {"index": [], "data": [], "error": [], "fix": [], "rows": []}
         for index, path in zip(batch["index"].tolist(), batch["path"].tolist()):
-            data, error, fix = b"", "", ""
+            data, error, fix, rows = b"", "", "", "[]"
             try:
                 data = _to_bytes(reduce_shard(Path(path), self.plan))
             except GroupwiseError as exc:  # the user's data: reported on the driver, not retried
-                error, fix = exc.problem, exc.fix
+                error, fix, rows = exc.problem, exc.fix, json.dumps([int(r) for r in exc.rows[:1000]])
             out["index"].append(int(index))
             out["data"].append(data)
             out["error"].append(error)
             out["fix"].append(fix)
-        return {
-            "index": np.array(out["index"], dtype=np.int64),
-            "data": np.array(out["data"], dtype=object),
-            "error": np.array(out["error"], dtype=object),
-            "fix": np.array(out["fix"], dtype=object),
-        }
+            out["rows"].append(rows)
+        return {k: np.array(v, dtype=np.int64 if k == "index" else object) for k, v in out.items()}
+
+
+def _unreachable(address: str | None, where: str, reason: str) -> InputError:
+    fix = (
+        "start the cluster (ray start --head on the head node) and pass its address with --ray-address "
+        "(e.g. ray://HEAD:10001, HEAD:6379 or auto), or use --engine local"
+    )
+    if "auth" in reason.lower() or "token" in reason.lower():
+        fix = ("the cluster uses token authentication: set RAY_AUTH_MODE=token and give this machine the cluster's "
+               "token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token), as for any Ray driver")
+    return InputError(f"could not start or reach a Ray cluster {where}: {reason}", fix=fix)
+
+
+def _probe(address: str) -> None:
+    """Refuse at once an address whose port does not answer (Ray itself would wait for minutes)."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", "local" and the like: Ray decides
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except OSError as exc:
+        raise _unreachable(address, f"at {address!r}", f"nothing answers on {host}:{port} ({exc.strerror or exc})") from None
 
 
 def _connect(ray: Any, address: str | None) -> None:
     if ray.is_initialized():
         return
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address:
+        _probe(address)
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -77,11 +103,11 @@ def _connect(ray: Any, address: str | None) -> None:
             ray.init(include_dashboard=False, **quiet)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError and its own
         where = f"at {address!r}" if address else "on this machine"
-        raise InputError(
-            f"could not start or reach a Ray cluster {where}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
-            fix="start the cluster (ray start --head on the head node) and pass its address with --ray-address "
-            "(e.g. ray://HEAD:10001 or auto), or use --engine local",
-        ) from None
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and "auth" in str(cause).lower():
+            reason += " (the cluster refused this driver's authentication token)"
+        raise _unreachable(address, where, reason) from None
 
 
 def reduce_on_ray(
@@ -105,7 +131,7 @@ def reduce_on_ray(
     try:
         for row in mapped.iter_rows():
             if row["error"]:
-                errors.append((int(row["index"]), str(row["error"]), str(row["fix"])))
+                errors.append((int(row["index"]), str(row["error"]), str(row["fix"]), str(row["rows"])))
                 continue
             yield int(row["index"]), _from_bytes(bytes(row["data"]))
     except GroupwiseError:
@@ -121,8 +147,10 @@ def reduce_on_ray(
             "kept in the cache and are not read again",
         ) from None
     if errors:
-        index, problem, fix = min(errors)
-        raise InputError(problem, fix=fix)
+        import json
+
+        index, problem, fix, rows = min(errors)
+        raise InputError(problem, fix=fix, rows=json.loads(rows))
 
 
 def _is_ray_failure(ray: Any, exc: BaseException) -> bool:

@@ -243,8 +243,7 @@ def check_schemas(shards: Sequence[Path], needed: Sequence[str]) -> None:
             listed = ", ".join(sorted(schema.names)[:30])
             raise InputError(
                 f"the shard {str(path)!r} has no column {', '.join(map(repr, missing))} (it has {listed})",
-                fix="give every shard the same columns (or name the right column with its option); "
-                "shards already reduced are kept, so a rerun resumes",
+                fix="give every shard the same columns, or name the right column with its option",
             )
         types = {c: schema.field(c).type for c in needed}
         if i == 0:
@@ -273,8 +272,8 @@ def _corrupt(path: Path, exc: BaseException) -> InputError:
     detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     return InputError(
         f"the shard {str(path)!r} is not a readable Parquet file ({detail}); it may be truncated or corrupt",
-        fix="write that shard again (or move it out of the data); the shards already reduced are kept in the "
-        "cache, so a rerun resumes from them",
+        fix="write that shard again (or move it out of the data) and run the same command: the shards already "
+        "reduced are read back from the cache (unless it is turned off with --no-cache)",
     )
 
 

@@ -1,0 +1,297 @@
+"""Sharded audits: Parquet shards reduced batch by batch give the in-memory numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from groupwise._errors import GroupwiseError, InputError
+from groupwise.audit import audit
+from groupwise.audit import _stream
+
+
+def _table(n: int = 6000, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    speaker = rng.integers(0, 160, n)
+    accent = np.array(["us", "uk", "in", "ng"])[speaker % 4]
+    noise = rng.choice(["clean", "noisy", "babble"], n)
+    words = np.array("the cat sat on a mat and dog ran far".split())
+    refs = [" ".join(rng.choice(words, rng.integers(3, 9))) for _ in range(n)]
+    bad = rng.random(n) < np.where(accent == "ng", 0.5, 0.3)
+    hyps = [r.replace("cat", "bat").replace(" on", "").upper() + "!" if b else r for r, b in zip(refs, bad)]
+    y_true = rng.integers(0, 2, n)
+    return pd.DataFrame({
+        "reference": refs, "hypothesis": hyps, "speaker": [f"spk{s:03d}" for s in speaker], "accent": accent,
+        "noise": noise, "snr_db": rng.normal(12, 6, n).round(1), "system": rng.choice(["a", "b"], n),
+        "y_true": y_true, "y_pred": np.where(rng.random(n) < 0.8, y_true, 1 - y_true),
+        "errors": rng.poisson(1.0, n), "words": rng.integers(3, 12, n),
+    })
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return _table()
+
+
+@pytest.fixture(scope="module")
+def shards(table, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("shards")
+    for i, part in enumerate(np.array_split(np.arange(len(table)), 4)):
+        table.iloc[part].to_parquet(folder / f"part-{i:02d}.parquet")
+    return folder
+
+
+FAMILIES = {"by": ["accent", "noise", "accent,noise"], "groups": ["snr_db < 6 and noise != 'clean'"], "cluster": "speaker"}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"compare": "best"},
+        {"compare": "complement", "test": "t"},
+        {"compare": "accent=us", "by": ["accent", "accent,noise"]},
+        {"within": "system", "by": ["accent"]},
+        {"test": "permutation", "by": ["accent"], "groups": None},
+        {"correction": "bh", "n_boot": 0},
+    ],
+    ids=["overall-auto", "best", "complement-t", "named", "within", "permutation", "bh-point"],
+)
+def test_sharded_equals_in_memory(table, shards, tmp_path, options):
+    kwargs = {**FAMILIES, **options}
+    expected = audit(table, **kwargs)
+    got = audit(shards, cache_dir=tmp_path / "cache", **kwargs)
+    pd.testing.assert_frame_equal(expected.to_frame(), got.to_frame())
+    assert got.overall == expected.overall
+    assert got.settings["stream"]["shards"] == 4
+    assert got.settings["stream"]["examples"] == len(table)
+    assert got.settings["stream"]["reduced_rows"] < len(table) / 2
+    assert got.settings["notes"] == expected.settings["notes"]
+
+
+@pytest.mark.parametrize("metric", ["cer", "fnr", "error_rate", "ratio"])
+def test_other_metrics_and_their_count_model(table, shards, tmp_path, metric):
+    kwargs = {"metric": metric, "by": ["accent"], "cluster": "speaker", "num": "errors", "den": "words"}
+    expected = audit(table, **kwargs)
+    got = audit(str(shards / "*.parquet"), cache_dir=False, **kwargs)
+    pd.testing.assert_frame_equal(expected.to_frame(), got.to_frame())
+    assert got.settings["count_model"] == expected.settings["count_model"]
+
+
+def test_a_list_of_files_and_a_recursive_glob(table, shards, tmp_path):
+    nested = tmp_path / "nested" / "deeper"
+    nested.mkdir(parents=True)
+    files = sorted(shards.glob("*.parquet"))
+    for f in files[2:]:
+        shutil.copy(f, nested / f.name)
+    expected = audit(table, by="accent", cluster="speaker")
+    as_list = audit([str(f) for f in files], by="accent", cluster="speaker", cache_dir=False)
+    pd.testing.assert_frame_equal(expected.to_frame(), as_list.to_frame())
+    for f in files[:2]:
+        shutil.copy(f, tmp_path / "nested" / f.name)
+    mixed = audit(str(tmp_path / "nested" / "**" / "*.parquet"), by="accent", cluster="speaker", cache_dir=False)
+    assert mixed.overall["n"] == len(table)
+
+
+def test_a_rerun_resumes_from_the_shards_already_reduced(table, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    parts = np.array_split(np.arange(len(table)), 3)
+    for i, part in enumerate(parts):
+        chunk = table.iloc[part].copy()
+        if i == 2:
+            chunk.loc[chunk.index[5], "hypothesis"] = None  # a lost transcript in the last shard
+        chunk.to_parquet(folder / f"part-{i}.parquet")
+    cache = tmp_path / "cache"
+    with pytest.raises(InputError) as info:
+        audit(folder, by="accent", cluster="speaker", cache_dir=cache)
+    message = str(info.value)
+    assert "part-2.parquet" in message and "Rows: 5" in message
+    assert len(list(cache.glob("*.sums"))) == 2  # the first two shards were kept
+    table.iloc[parts[2]].to_parquet(folder / "part-2.parquet")
+    again = audit(folder, by="accent", cluster="speaker", cache_dir=cache)
+    assert again.settings["stream"]["from_cache"] == 2
+    pd.testing.assert_frame_equal(audit(table, by="accent", cluster="speaker").to_frame(), again.to_frame())
+    # A changed setting is not answered from the cache.
+    other = audit(folder, by="accent", cluster="speaker", cache_dir=cache, normalize="none")
+    assert other.settings["stream"]["from_cache"] == 0
+
+
+def test_a_damaged_cache_entry_is_recomputed(table, shards, tmp_path):
+    cache = tmp_path / "cache"
+    first = audit(shards, by="noise", cluster="speaker", cache_dir=cache)
+    for entry in cache.glob("*.sums"):
+        entry.write_bytes(b"not parquet")
+    second = audit(shards, by="noise", cluster="speaker", cache_dir=cache)
+    assert second.settings["stream"]["from_cache"] == 0
+    pd.testing.assert_frame_equal(first.to_frame(), second.to_frame())
+
+
+def test_progress_lines(table, shards, capsys):
+    audit(shards, by="accent", cluster="speaker", cache_dir=False, progress=True)
+    err = capsys.readouterr().err
+    assert "4/4 shards" in err and "examples/s" in err and " MB" in err
+    audit(shards, by="accent", cluster="speaker", cache_dir=False, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_is_off_in_ci_and_with_quiet(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    assert not _stream.progress_enabled(False)
+    monkeypatch.setenv("CI", "")
+    assert _stream.progress_enabled(False) and not _stream.progress_enabled(True)
+
+
+def test_reduction_folds_shards_in_order():
+    keys = ["k"]
+    acc = _stream._Accumulator(keys)
+    frames = {i: pd.DataFrame({"k": [f"c{i}", "c0"], "__count": [1.0, 2.0]}) for i in range(5)}
+    for i in (3, 1, 0, 4, 2):
+        acc.add(i, frames[i])
+    out = acc.result()
+    assert out["k"].tolist() == ["c0", "c1", "c2", "c3", "c4"]
+    assert out["__count"].tolist() == [1.0 + 2.0 * 5, 1.0, 1.0, 1.0, 1.0]
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input: one paragraph naming the file, no traceback, exit 2 from the command line.
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "groupwise", "audit", *args], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "CI": "true", **(env or {})},
+    )
+
+
+def test_cli_bad_shards(table, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    table.iloc[:3000].to_parquet(folder / "a.parquet")
+    other = table.iloc[3000:].copy()
+    other["accent"] = other["accent"].map({"us": 1, "uk": 2, "in": 3, "ng": 4})
+    other.to_parquet(folder / "b.parquet")
+    out = _run_cli(str(folder), "--by", "accent", "--cluster", "speaker", "--no-cache")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "b.parquet" in out.stderr and "'accent'" in out.stderr and "int64" in out.stderr
+
+    table.iloc[3000:].drop(columns=["noise"]).to_parquet(folder / "b.parquet")
+    out = _run_cli(str(folder), "--by", "noise", "--cluster", "speaker", "--no-cache")
+    assert out.returncode == 2 and "b.parquet" in out.stderr and "no column 'noise'" in out.stderr
+
+    (folder / "b.parquet").write_bytes((folder / "a.parquet").read_bytes()[:500])
+    out = _run_cli(str(folder), "--by", "accent", "--cluster", "speaker", "--no-cache")
+    assert out.returncode == 2 and "b.parquet" in out.stderr and "truncated or corrupt" in out.stderr
+    assert "Traceback" not in out.stderr
+
+    out = _run_cli(str(tmp_path / "nothing" / "*.parquet"), "--by", "accent", "--cluster", "speaker")
+    assert out.returncode == 2 and "matches no file" in out.stderr
+
+    (tmp_path / "empty").mkdir()
+    out = _run_cli(str(tmp_path / "empty"), "--by", "accent", "--cluster", "speaker")
+    assert out.returncode == 2 and "holds no Parquet files" in out.stderr
+
+
+def test_cli_several_files_json_and_quiet(table, shards, tmp_path):
+    files = sorted(str(f) for f in shards.glob("*.parquet"))
+    out = _run_cli(*files, "--by", "accent", "--cluster", "speaker", "--json", str(tmp_path / "a.json"),
+                   "--cache-dir", str(tmp_path / "c"), "--quiet", env={"CI": ""})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "" and out.stderr == ""
+    got = json.loads((tmp_path / "a.json").read_text())
+    assert got["settings"]["stream"]["shards"] == 4
+    expected = audit(table, by="accent", cluster="speaker")
+    assert [g["value"] for g in got["groups"]] == [g["value"] for g in expected.groups]
+
+
+def test_sharded_needs_a_cluster_and_no_adjust(shards):
+    with pytest.raises(InputError, match="--cluster"):
+        audit(shards, by="accent")
+    with pytest.raises(InputError, match="--adjust"):
+        audit(shards, by="accent", cluster="speaker", adjust="snr_db")
+    with pytest.raises(InputError, match="engine"):
+        audit(shards, by="accent", cluster="speaker", engine="spark")
+
+
+def test_a_non_parquet_file_in_a_list(tmp_path, shards):
+    (tmp_path / "x.csv").write_text("a\n1\n")
+    with pytest.raises(GroupwiseError, match="not a Parquet file"):
+        audit([str(next(shards.glob("*.parquet"))), str(tmp_path / "x.csv")], by="accent", cluster="speaker")
+
+
+# ---------------------------------------------------------------------------------------
+# Ray: a local cluster of two workers started as users start one, with `ray start`.
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    # A loopback-only test cluster: no token authentication on either side.
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run(
+        [str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         "--node-ip-address=127.0.0.1", "--disable-usage-stats"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        import ray
+
+        ray.shutdown()
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=300, env=env)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
+
+
+def test_ray_engine_gives_the_local_numbers(table, shards, tmp_path, ray_cluster):
+    import ray
+
+    kwargs = {**FAMILIES, "compare": "complement"}
+    local = audit(shards, cache_dir=False, **kwargs)
+    on_ray = audit(shards, engine="ray", ray_address=ray_cluster, cache_dir=tmp_path / "cache", **kwargs)
+    pd.testing.assert_frame_equal(local.to_frame(), on_ray.to_frame())
+    assert on_ray.settings["stream"]["engine"] == "ray"
+    assert len(list((tmp_path / "cache").glob("*.sums"))) == 4
+    # The workers ran on the cluster: both of its CPUs were there for the batch maps.
+    assert ray.cluster_resources().get("CPU") == 2
+    # A data error inside a worker is one paragraph naming the shard, as on the local engine.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    chunk = table.iloc[:500].copy()
+    chunk.loc[chunk.index[7], "reference"] = None
+    chunk.to_parquet(bad / "p.parquet")
+    table.iloc[500:1000].to_parquet(bad / "q.parquet")
+    with pytest.raises(InputError) as info:
+        audit(bad, by="accent", cluster="speaker", engine="ray", ray_address=ray_cluster, cache_dir=tmp_path / "c2")
+    assert "p.parquet" in str(info.value) and "Rows: 7" in str(info.value)
+    assert len(list((tmp_path / "c2").glob("*.sums"))) == 1  # the good shard was kept for the rerun
+
+
+def test_ray_address_that_does_not_answer(shards):
+    pytest.importorskip("ray")
+    out = _run_cli(str(shards), "--by", "accent", "--cluster", "speaker", "--engine", "ray",
+                   "--ray-address", f"127.0.0.1:{_free_port()}", "--no-cache")
+    assert out.returncode == 2 and "nothing answers" in out.stderr and "Traceback" not in out.stderr
