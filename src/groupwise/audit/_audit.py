@@ -269,7 +269,7 @@ def audit(
         Ray instance is started.
     cache_dir : path, None or False
         Where the reduced sums of each shard are kept, so that a run that stops resumes
-        from the shards it finished; None: ``$GROUPWISE_CACHE_DIR`` or
+        from the shards it finished; None: ``$GROUPWISE_CACHE/shards`` or
         ``~/.cache/groupwise/shards``; False: no cache.
     progress : bool, default=False
         Print shards and batches done, examples per second and memory to standard error

@@ -344,9 +344,9 @@ def _from_bytes(data: bytes) -> pd.DataFrame:
 
 
 def default_cache_dir() -> Path:
-    """``$GROUPWISE_CACHE_DIR``, else ``$XDG_CACHE_HOME/groupwise/shards``, else ``~/.cache/groupwise/shards``."""
-    if os.environ.get("GROUPWISE_CACHE_DIR"):
-        return Path(os.environ["GROUPWISE_CACHE_DIR"])
+    """``$GROUPWISE_CACHE/shards``, else ``~/.cache/groupwise/shards`` (the transcription cache's home)."""
+    if os.environ.get("GROUPWISE_CACHE"):
+        return Path(os.environ["GROUPWISE_CACHE"]).expanduser() / "shards"
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "groupwise" / "shards"
 
