@@ -199,8 +199,13 @@ def normalized_word_edits(
 def _word_counts(
     refs: list[str] | pl.Series, hyps: list[str] | pl.Series, normalizer: Normalizer | None, workers: int
 ) -> EditCounts:
-    if len(refs) == 0:
+    n_pairs = len(refs)
+    if n_pairs == 0:
         return _empty()
+    # A hypothesis identical to its reference (often a fifth of ASR output) has no errors
+    # whatever the normaliser does: only the reference is encoded, for its word count.
+    differ = np.flatnonzero(~_same(refs, hyps))
+    hyps = hyps.gather(differ) if isinstance(hyps, pl.Series) else [hyps[i] for i in differ.tolist()]
     encoded = _encode_polars(refs, hyps, normalizer)
     if encoded is None:
         r, h = _as_list(refs), _as_list(hyps)
@@ -208,9 +213,30 @@ def _word_counts(
             r, h = _as_list(normalizer._apply(r)), _as_list(normalizer._apply(h))
         encoded = _encode_python(r, h)
     (r_ids, r_offs), (h_ids, h_offs), vocab_size = encoded
-    a = _sequences(r_ids, r_offs, vocab_size)
+    n = np.diff(r_offs)
+    keep = None
+    if len(differ) < n_pairs:
+        keep = np.zeros(n_pairs, dtype=bool)
+        keep[differ] = True
+    a = _sequences(r_ids, r_offs, vocab_size, keep)
     b = _sequences(h_ids, h_offs, vocab_size)
-    return _count(a, b, np.diff(r_offs), np.diff(h_offs), workers)
+    part = _count(a, b, n[differ], np.diff(h_offs), workers)
+    if keep is None:
+        return part
+    zeros = np.zeros(n_pairs, dtype=np.int64)
+    out = {"substitutions": zeros, "deletions": zeros, "insertions": zeros, "hits": n, "ref_len": n, "hyp_len": n}
+    for name, full in out.items():
+        full = full.copy()
+        full[differ] = getattr(part, name)
+        out[name] = full
+    return EditCounts(**out)
+
+
+def _same(refs: list[str] | pl.Series, hyps: list[str] | pl.Series) -> np.ndarray:
+    """True where the reference and the hypothesis are the same string."""
+    if isinstance(refs, pl.Series) and isinstance(hyps, pl.Series):
+        return (refs == hyps).to_numpy()
+    return np.fromiter(map(str.__eq__, _as_list(refs), _as_list(hyps)), dtype=bool, count=len(refs))
 
 
 def char_edits(references: Any, hypotheses: Any, *, workers: int = -1) -> EditCounts:
@@ -311,16 +337,12 @@ def _encode_polars(
     cats = pl.Categories.random()
     dtype = pl.Categorical(cats)
     keepalive = pl.Series([], dtype=dtype)  # the mapping lives while something uses it
-    frame = pl.DataFrame({"r": r_series, "h": h_series}).lazy()
-    # Splitting inside each query, with the explode and the cast, never materialises the
-    # lists; the number of pieces of a text is its number of spaces plus one.
-    results = pl.collect_all(
-        [
-            frame.select(pl.col(c).str.split(" ").explode().cast(dtype).to_physical())
-            for c in "rh"
-        ]
-        + [frame.select(pl.col(c).str.count_matches(" ", literal=True) for c in "rh")]
+    # The lists are materialised once: their lengths are the pieces per text, and
+    # exploding them is nearly free. Both sides run at once, sharing the mapping.
+    split = pl.collect_all(
+        [s.rename("t").to_frame().lazy().select(pl.col("t").str.split(" ")) for s in (r_series, h_series)]
     )
+    ids = pl.collect_all([f.lazy().select(pl.col("t").explode().cast(dtype).to_physical()) for f in split])
     pieces = cats.to_series().fill_null("").to_list()
     del keepalive
     words = [w.split() for w in (pieces if normalizer is None else _as_list(normalizer._apply(pieces)))]
@@ -330,12 +352,10 @@ def _encode_polars(
     flat = np.fromiter(
         (get(w, len(vocab)) for ws in words for w in ws), dtype=np.uint32, count=int(counts.sum())
     )
-    spaces = results[2]
-    sides = []
-    for j, c in enumerate("rh"):
-        ids = results[j].to_series().to_numpy()
-        per_row = spaces[c].to_numpy().astype(np.int64) + 1
-        sides.append(_expand(ids, per_row, counts, flat))
+    sides = [
+        _expand(ids[j].to_series().to_numpy(), split[j]["t"].list.len().to_numpy().astype(np.int64), counts, flat)
+        for j in range(2)
+    ]
     return sides[0], sides[1], len(vocab)
 
 
@@ -380,19 +400,24 @@ def _encode_python(refs: list[str], hyps: list[str]) -> tuple[_Tokens, _Tokens, 
 # Step 2: one sequence per row for rapidfuzz.
 
 
-def _sequences(ids: np.ndarray, offs: np.ndarray, vocab_size: int) -> list[Any]:
+def _sequences(
+    ids: np.ndarray, offs: np.ndarray, vocab_size: int, keep: np.ndarray | None = None
+) -> list[Any]:
+    """One sequence per row (only the rows where ``keep`` is True, when given)."""
     if vocab_size > _MAX_CODEPOINT_VOCAB:
         flat = ids.tolist()
         o = offs.tolist()
-        return [flat[i:j] for i, j in zip(o, o[1:])]
+        rows = range(len(o) - 1) if keep is None else np.flatnonzero(keep).tolist()
+        return [flat[o[i] : o[i + 1]] for i in rows]
     cps = ids.astype(np.uint32, copy=True)
     cps += 1
     cps[cps >= _SURROGATES] += _N_SURROGATES
-    return _rows_as_strings(cps, offs)
+    return _rows_as_strings(cps, offs, keep)
 
 
-def _rows_as_strings(cps: np.ndarray, offs: np.ndarray) -> list[str]:
-    """Row ``i`` is ``cps[offs[i]:offs[i+1]]`` as a str (no zeros, no surrogates)."""
+def _rows_as_strings(cps: np.ndarray, offs: np.ndarray, keep: np.ndarray | None = None) -> list[str]:
+    """Row ``i`` is ``cps[offs[i]:offs[i+1]]`` as a str (no zeros, no surrogates), for the
+    rows where ``keep`` is True (all without it)."""
     n = len(offs) - 1
     lens = np.diff(offs)
     out: list[str] = []
@@ -401,15 +426,18 @@ def _rows_as_strings(cps: np.ndarray, offs: np.ndarray) -> list[str]:
         chunk_lens = lens[start:stop]
         seg = cps[offs[start] : offs[stop]]
         width = max(int(chunk_lens.max()), 1)
+        chosen = None if keep is None else keep[start:stop]
         if width <= _PAD_WIDTH:
             # numpy drops the trailing NUL padding when it turns a <U{width} row into str.
             pad = np.zeros((stop - start, width), dtype=np.uint32)
             pad[np.arange(width) < chunk_lens[:, None]] = seg
-            out.extend(pad.view(f"<U{width}").ravel().tolist())
+            strings = pad.view(f"<U{width}").ravel()
+            out.extend((strings if chosen is None else strings[chosen]).tolist())
         else:
             text = codecs.utf_32_le_decode(np.ascontiguousarray(seg, dtype="<u4"))[0]
             o = (offs[start : stop + 1] - offs[start]).tolist()
-            out.extend([text[i:j] for i, j in zip(o, o[1:])])
+            rows = range(stop - start) if chosen is None else np.flatnonzero(chosen).tolist()
+            out.extend([text[o[i] : o[i + 1]] for i in rows])
     return out
 
 
