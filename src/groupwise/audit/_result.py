@@ -176,6 +176,8 @@ class AuditResult:
         from rich.table import Table
 
         console = console or Console()
+        if console.quiet:  # nothing would be shown
+            return
         for family in self.families:
             rows = [g for g in self.groups if g["family"] == family]
             table = Table(title=f"{self.metric_description} by {family}", title_justify="left")

@@ -427,6 +427,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
 # ---------------------------------------------------------------------------------------
 # The pipeline.
 
+# Lists shorter than this are normalised in Python: both ways give the same strings, and
+# for a few thousand strings converting to polars and back costs more than it saves.
+_POLARS_FROM = 4096
+
 
 @dataclass(frozen=True, init=False)
 class Normalizer:
@@ -483,8 +487,12 @@ class Normalizer:
         return all(step.tokenwise for step in self.steps)
 
     def _apply(self, data: list[str] | pl.Series) -> list[str] | pl.Series:
-        """Normalise already checked texts; a polars Series stays one where it can."""
-        polars_ok = True
+        """Normalise already checked texts; a polars Series stays one where it can.
+
+        Short lists (a vocabulary of distinct words, say) stay in Python, where the steps
+        need no character classes and no conversion.
+        """
+        polars_ok = not (isinstance(data, list) and len(data) < _POLARS_FROM)
         for step in self.steps:
             if step.on_series is not None and polars_ok:
                 series = _as_series(data)
