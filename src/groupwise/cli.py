@@ -26,6 +26,27 @@ app = typer.Typer(
 
 _METRIC_HELP = "wer, cer, error_rate, fpr, fnr, selection_rate, mae, mse or ratio."
 
+# Options shared by the commands that read data in Parquet shards.
+_Data = Annotated[
+    list[Path],
+    typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example; or Parquet shards: a folder, a quoted glob ('eval/*.parquet') or several files, reduced batch by batch in bounded memory."),
+]
+_Engine = Annotated[str, typer.Option(help="For Parquet shards: local (this process, bounded memory) or ray (a Ray Data batch map per shard).")]
+_RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster for --engine ray (auto, HEAD:6379, ray://HEAD:10001); default: a local Ray.")]
+_CacheDir = Annotated[Optional[Path], typer.Option("--cache-dir", help="Where each shard's reduced sums are kept so a rerun resumes (default: ~/.cache/groupwise/shards).")]
+_NoCache = Annotated[bool, typer.Option("--no-cache", help="Keep no reduced sums of shards.")]
+
+
+def _shards(data: list[Path]) -> str | list[str]:
+    return [str(p) for p in data] if len(data) > 1 else str(data[0])
+
+
+def _stream_options(engine: str, ray_address: Optional[str], cache_dir: Optional[Path], no_cache: bool, quiet: bool) -> dict:
+    from groupwise.audit._stream import progress_enabled
+
+    return {"engine": engine, "ray_address": ray_address, "cache_dir": False if no_cache else cache_dir,
+            "progress": progress_enabled(quiet)}
+
 
 def _console(quiet: bool = False):  # noqa: ANN202 - rich imported lazily
     from rich.console import Console
@@ -48,10 +69,7 @@ def _show(result, console, *, json_out=None, csv_out=None, plot=None) -> None:  
 
 @app.command()
 def audit(
-    data: Annotated[
-        list[Path],
-        typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example; or Parquet shards: a folder, a quoted glob ('eval/*.parquet') or several files, reduced batch by batch in bounded memory."),
-    ],
+    data: _Data,
     metric: Annotated[str, typer.Option(help=f"What to measure: {_METRIC_HELP}")] = "wer",
     by: Annotated[
         Optional[list[str]],
@@ -91,10 +109,10 @@ def audit(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number and the settings to this JSON file.")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the tidy per-group table to this CSV file.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Save a plot of group values and intervals (PNG, SVG or PDF).")] = None,
-    engine: Annotated[str, typer.Option(help="For Parquet shards: local (this process, bounded memory) or ray (a Ray Data batch map per shard).")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="An existing Ray cluster for --engine ray (auto, ray://HEAD:10001); default: a local Ray.")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Where each shard's reduced sums are kept so a rerun resumes (default: ~/.cache/groupwise/shards).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Keep no reduced sums of shards.")] = False,
+    engine: _Engine = "local",
+    ray_address: _RayAddress = None,
+    cache_dir: _CacheDir = None,
+    no_cache: _NoCache = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors (and no progress).")] = False,
 ) -> None:
     """Audit a metric across groups, with cluster-robust intervals and corrected tests.
@@ -111,7 +129,7 @@ def audit(
     prov = load_schema(schema) if schema is not None else Provenance()
     prov = prov.merged(parse_assignments(provenance or []))
     result = run_audit(
-        [str(p) for p in data] if len(data) > 1 else str(data[0]),
+        _shards(data),
         metric=metric,
         by=by,
         groups=group,
@@ -138,17 +156,14 @@ def audit(
         normalize=_normalizer(normalize),
         provenance=prov,
         allow_imputed=allow_imputed,
-        engine=engine,
-        ray_address=ray_address,
-        cache_dir=False if no_cache else cache_dir,
-        progress=progress_enabled(quiet),
+        **_stream_options(engine, ray_address, cache_dir, no_cache, quiet),
     )
     _show(result, _console(quiet), json_out=json_out, csv_out=csv_out, plot=plot)
 
 
 @app.command("coverage")
 def coverage_cmd(
-    data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per example.")],
+    data: _Data,
     dims: Annotated[str, typer.Option(help="Dimensions whose combinations to list, e.g. accent,noise,device.")],
     cluster: Annotated[Optional[str], typer.Option(help="Column of the independently sampled unit (speaker).")] = None,
     metric: Annotated[str, typer.Option(help=f"Metric to plan interval widths for: auto, none, or {_METRIC_HELP}")] = "auto",
@@ -166,6 +181,10 @@ def coverage_cmd(
     y_pred: Annotated[str, typer.Option("--y-pred", help="Predicted label/value column.")] = "y_pred",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every cell to this JSON file.")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write every cell to this CSV file.")] = None,
+    engine: _Engine = "local",
+    ray_address: _RayAddress = None,
+    cache_dir: _CacheDir = None,
+    no_cache: _NoCache = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """List every combination of the dimensions: examples, clusters, thin and empty cells, and how many more clusters each needs.
@@ -175,7 +194,7 @@ def coverage_cmd(
     from groupwise.audit._coverage import coverage
 
     result = coverage(
-        data,
+        _shards(data),
         dims=dims,
         cluster=cluster,
         metric=None if metric == "none" else metric,
@@ -189,6 +208,7 @@ def coverage_cmd(
         hypothesis=hypothesis,
         y_true=y_true,
         y_pred=y_pred,
+        **_stream_options(engine, ray_address, cache_dir, no_cache, quiet),
     )
     _show(result, _console(quiet), json_out=json_out, csv_out=csv_out)
 

@@ -295,3 +295,28 @@ def test_ray_address_that_does_not_answer(shards):
     out = _run_cli(str(shards), "--by", "accent", "--cluster", "speaker", "--engine", "ray",
                    "--ray-address", f"127.0.0.1:{_free_port()}", "--no-cache")
     assert out.returncode == 2 and "nothing answers" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("metric", ["auto", None])
+def test_coverage_of_shards_equals_in_memory(table, shards, metric):
+    from groupwise.audit._coverage import coverage
+
+    kwargs = {"dims": "accent,noise", "cluster": "speaker", "metric": metric, "target_half_width": 0.02, "strength": 2}
+    expected = coverage(table, **kwargs)
+    got = coverage(shards, cache_dir=False, **kwargs)
+    pd.testing.assert_frame_equal(expected.to_frame(), got.to_frame())
+    assert got.covering == expected.covering
+    assert got.settings["stream"]["examples"] == len(table)
+    with pytest.raises(InputError, match="--cluster"):
+        coverage(shards, dims="accent", metric=metric)
+
+
+def test_cli_coverage_of_a_glob(shards, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "groupwise", "coverage", str(shards / "*.parquet"), "--dims", "accent,noise",
+         "--cluster", "speaker", "--no-cache", "--json", str(tmp_path / "c.json")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "true"},
+    )
+    assert out.returncode == 0, out.stderr
+    cells = json.loads((tmp_path / "c.json").read_text())["cells"]
+    assert len(cells) == 12 and sum(c["n"] for c in cells) == 6000

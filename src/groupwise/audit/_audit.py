@@ -294,7 +294,7 @@ def audit(
     >>> [(g["group"]["accent"], round(g["value"], 3)) for g in result.groups]
     [('scottish', 0.5), ('us', 0.0)]
     """
-    from groupwise.audit._stream import stream_source
+    from groupwise.audit._stream import reduce_to_rows, schema_frame, stream_source
 
     if isinstance(data, (list, tuple)) and len(data) == 1:
         data = data[0]
@@ -310,7 +310,7 @@ def audit(
                 "Parquet files",
                 fix="write the table to Parquet (one file or several in a folder) and pass that, or use the local engine",
             )
-    frame = read_table(data) if shards is None else _schema_frame(shards[0])
+    frame = read_table(data) if shards is None else schema_frame(shards[0])
     spec = get_metric(metric)
     named = _named_reference(compare)
     if named is None:
@@ -392,9 +392,20 @@ def audit(
         kind = metric_kind(spec.kind, contrib.num, contrib.den)
         masks = [expr.evaluate(frame) for expr in parsed]
     else:
-        frame, contrib, count, count_den, kind, stream_info = _reduce_stream(
+        if cluster is None:
+            raise InputError(
+                "data in shards is reduced to sums per cluster, and no --cluster was given (every row its own cluster "
+                "leaves nothing to reduce)",
+                fix="pass --cluster with the speaker (or person) column, or audit one file that fits in memory",
+            )
+        if adjust_cols:
+            raise InputError(
+                "--adjust fits a model to every row, which data in shards does not keep in memory",
+                fix="leave --adjust out for sharded data, or adjust on a sample that fits in memory",
+            )
+        frame, contrib, count, count_den, kind, stream_info = reduce_to_rows(
             shards, spec, columns, normalizer, cluster=cluster, keys=list(dict.fromkeys([c for fam in by_families for c in fam] + ([within] if within else []))),
-            expressions=[g.text for g in parsed], adjust=adjust_cols, engine=engine, ray_address=ray_address,
+            expressions=[g.text for g in parsed], engine=engine, ray_address=ray_address,
             cache_dir=cache_dir, progress=progress,
         )
         masks = [frame[f"__group{i}"].to_numpy(dtype=bool) for i in range(len(parsed))]
@@ -511,56 +522,6 @@ def audit(
         settings=settings,
         provenance=prov.describe(group_columns),
     )
-
-
-def _schema_frame(path: Path) -> pd.DataFrame:
-    """An empty frame with the first shard's columns, to check options before any reading."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from groupwise.audit._stream import _corrupt
-
-    try:
-        names = pq.read_schema(path).names
-    except (pa.ArrowException, OSError) as exc:
-        raise _corrupt(path, exc) from None
-    return pd.DataFrame(columns=[str(n) for n in names if not str(n).startswith("__index_level_")])
-
-
-def _reduce_stream(
-    shards: list[Path], spec: Any, columns: MetricColumns, normalizer: Any, *, cluster: str | None, keys: list[str],
-    expressions: list[str], adjust: list[str], engine: str, ray_address: str | None, cache_dir: Any, progress: bool,
-) -> tuple[pd.DataFrame, Contributions, np.ndarray, np.ndarray, str, dict[str, Any]]:
-    """Shards reduced to per-(cluster, cell) sums, as the rows the statistics run on."""
-    from groupwise.audit._stream import COUNT, COUNT_DEN, DEN, NUM, Progress, ReducePlan, default_cache_dir, reduce_shards
-
-    if cluster is None:
-        raise InputError(
-            "data in shards is reduced to sums per cluster, and no --cluster was given (every row its own cluster "
-            "leaves nothing to reduce)",
-            fix="pass --cluster with the speaker (or person) column, or audit one file that fits in memory",
-        )
-    if adjust:
-        raise InputError(
-            "--adjust fits a model to every row, which data in shards does not keep in memory",
-            fix="leave --adjust out for sharded data, or adjust on a sample that fits in memory",
-        )
-    plan = ReducePlan(metric=spec.name, columns=columns, normalizer=normalizer, cluster=cluster, keys=tuple(keys),
-                      expressions=tuple(expressions))
-    directory = None if cache_dir is False else Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
-    reporter = Progress(len(shards), enabled=bool(progress))
-    reduced = reduce_shards(shards, plan, engine=engine, ray_address=ray_address, cache_dir=directory, progress=reporter)
-    frame = reduced.frame
-    contrib = Contributions(
-        frame[NUM].to_numpy(dtype=float), frame[DEN].to_numpy(dtype=float),
-        {name: frame[f"__extra_{name}"].to_numpy(dtype=float) for name in reduced.extra},
-    )
-    info = {
-        "shards": reduced.shards, "examples": reduced.rows, "reduced_rows": len(frame), "from_cache": reduced.from_cache,
-        "engine": engine, "seconds": round(reduced.seconds, 2),
-    }
-    return (frame, contrib, frame[COUNT].to_numpy(dtype=float), frame[COUNT_DEN].to_numpy(dtype=float),
-            reduced.kind(spec.kind), info)
 
 
 def _families_from_by(by: Sequence[str | Sequence[str]] | str | None) -> list[list[str]]:

@@ -146,6 +146,10 @@ def coverage(
     den: str = "den",
     pos_label: object = 1,
     normalize: str = "default",
+    engine: str = "local",
+    ray_address: str | None = None,
+    cache_dir: Any = None,
+    progress: bool = False,
 ) -> CoverageResult:
     """List every combination of ``dims`` with its examples, clusters and needs.
 
@@ -179,6 +183,10 @@ def coverage(
         each.
     reference, hypothesis, y_true, y_pred, num, den, pos_label, normalize
         As in :func:`groupwise.audit`.
+    engine, ray_address, cache_dir, progress
+        For data in Parquet shards (a folder, a glob or a list of files), as in
+        :func:`groupwise.audit`: the shards are reduced to sums per (cluster, cell) and the
+        plan is the one the whole table would give. Needs ``cluster``.
 
     Returns
     -------
@@ -192,7 +200,12 @@ def coverage(
     >>> [(c["cell"]["accent"], c["cell"]["noise"], c["status"]) for c in result.cells]
     [('a', 'x', 'ok'), ('a', 'y', 'ok'), ('b', 'x', 'ok'), ('b', 'y', 'empty')]
     """
-    frame = read_table(data)
+    from groupwise.audit._stream import reduce_to_rows, schema_frame, stream_source
+
+    if isinstance(data, (list, tuple)) and len(data) == 1:
+        data = data[0]
+    shards = stream_source(data)
+    frame = read_table(data) if shards is None else schema_frame(shards[0])
     dim_list = split_names(dims)
     if not dim_list:
         raise InputError("no dimensions were given", fix="pass --dims with one or more columns, e.g. --dims accent,noise")
@@ -205,6 +218,39 @@ def coverage(
     check_scalar(alpha, "alpha", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
     if strength is not None:
         check_scalar(strength, "strength", int, min_val=1, max_val=max(len(dim_list), 1))
+    if metric == "auto":
+        if {reference, hypothesis} <= set(frame.columns):
+            metric = "wer"
+        elif {y_true, y_pred} <= set(frame.columns):
+            metric = "error_rate"
+        else:
+            metric = None
+    spec = get_metric(metric) if metric is not None else None
+    normalizer = None
+    if spec is not None and spec.name in ("wer", "cer"):
+        from groupwise.audit._text import parse_normalizer
+
+        normalizer = parse_normalizer(normalize)
+    columns = MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label)
+    count = None
+    stream_info = None
+    if shards is not None:
+        if cluster is None:
+            raise InputError(
+                "data in shards is reduced to sums per cluster, and no --cluster was given",
+                fix="pass --cluster with the speaker (or person) column, or pass one file that fits in memory",
+            )
+        check_columns(frame, [cluster], role="cluster", option="--cluster")
+        frame, contrib, count, _, kind, stream_info = reduce_to_rows(
+            shards, spec, columns, normalizer, cluster=cluster, keys=dim_list, engine=engine, ray_address=ray_address,
+            cache_dir=cache_dir, progress=progress,
+        )
+    elif spec is not None:
+        contrib = contributions(frame, spec, columns, normalizer=normalizer)
+        from groupwise.audit._audit import metric_kind
+
+        kind = metric_kind(spec.kind, contrib.num, contrib.den)
+    weight = np.ones(len(frame)) if count is None else count
     if cluster is not None:
         check_columns(frame, [cluster], role="cluster", option="--cluster")
         cluster_codes, _ = pd.factorize(frame[cluster])
@@ -217,14 +263,6 @@ def coverage(
     else:
         cluster_codes = np.arange(len(frame))
     n_clusters = int(cluster_codes.max()) + 1
-
-    if metric == "auto":
-        if {reference, hypothesis} <= set(frame.columns):
-            metric = "wer"
-        elif {y_true, y_pred} <= set(frame.columns):
-            metric = "error_rate"
-        else:
-            metric = None
 
     codes_per_dim, values_per_dim = [], []
     for d in dim_list:
@@ -246,27 +284,16 @@ def coverage(
         key = key * size + np.maximum(codes, 0)
     key[missing] = -1
     keep = ~missing
-    n_per_cell = np.bincount(key[keep], minlength=n_cells)
+    n_per_cell = np.rint(np.bincount(key[keep], weights=weight[keep], minlength=n_cells)).astype(np.int64)
     pair = np.unique(key[keep] * n_clusters + cluster_codes[keep])
     clusters_per_cell = np.bincount(pair // n_clusters, minlength=n_cells)
 
     values = half = needed = None
     source: np.ndarray | None = None
-    if metric is not None:
-        spec = get_metric(metric)
-        normalizer = None
-        if spec.name in ("wer", "cer"):
-            from groupwise.audit._text import parse_normalizer
-
-            normalizer = parse_normalizer(normalize)
-        contrib = contributions(
-            frame, spec, MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label), normalizer=normalizer
-        )
-        from groupwise.audit._audit import metric_kind
-
+    if spec is not None:
         plan = _plan(
             key[keep], cluster_codes[keep], contrib.num[keep], contrib.den[keep], n_cells, n_clusters,
-            target_half_width, confidence, min_clusters, metric_kind(spec.kind, contrib.num, contrib.den), alpha,
+            target_half_width, confidence, min_clusters, kind, alpha,
         )
         values, half, needed, source = plan["value"], plan["half"], plan["needed"], plan["source"]
 
@@ -308,11 +335,13 @@ def coverage(
         "confidence": confidence,
         "min_clusters": min_clusters,
         "min_examples": min_examples,
-        "rows_with_missing_values": int(missing.sum()),
+        "rows_with_missing_values": int(weight[missing].sum()),
         "alpha": alpha,
         "half_width": "the audit's interval, (ci_high - ci_low) / 2",
         "strength": strength,
     }
+    if stream_info is not None:
+        settings["stream"] = stream_info
     covering = []
     if strength is not None:
         present = {tuple(c["cell"][d] for d in dim_list) for c in cells if c["status"] != "empty"}

@@ -40,7 +40,7 @@ import pandas as pd
 
 from groupwise._errors import GroupwiseError, InputError
 
-__all__ = ["stream_source", "ReducePlan", "Reduced", "reduce_shards", "BATCH_ROWS"]
+__all__ = ["stream_source", "schema_frame", "reduce_to_rows", "ReducePlan", "Reduced", "reduce_shards", "BATCH_ROWS"]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 BATCH_ROWS = 262_144
@@ -122,7 +122,7 @@ class ReducePlan:
     expressions, each reduced to a true/false key column ``__group{i}``.
     """
 
-    metric: str
+    metric: str | None  # None: examples counted, no metric (coverage without a metric)
     columns: Any  # MetricColumns
     normalizer: Any  # a Normalizer or None
     cluster: str
@@ -135,11 +135,11 @@ class ReducePlan:
         return list(dict.fromkeys([self.cluster, *self.keys])) + [f"__group{i}" for i in range(len(self.expressions))]
 
     def read_columns(self) -> list[str]:
+        from groupwise._expr import parse_group
         from groupwise.audit._metrics import get_metric
 
-        spec = get_metric(self.metric)
-        metric_cols = [getattr(self.columns, role) for role in spec.inputs]
-        from groupwise._expr import parse_group
+        spec = get_metric(self.metric) if self.metric is not None else None
+        metric_cols = [getattr(self.columns, role) for role in spec.inputs] if spec is not None else []
 
         expr_cols = [c for text in self.expressions for c in parse_group(text).columns]
         return list(dict.fromkeys([*metric_cols, self.cluster, *self.keys, *expr_cols]))
@@ -181,10 +181,12 @@ class Reduced:
 def reduce_batch(frame: pd.DataFrame, plan: ReducePlan) -> pd.DataFrame:
     """One batch (rows of one shard) as one row per key with the sums of its rows."""
     from groupwise._expr import parse_group
-    from groupwise.audit._metrics import contributions, get_metric
+    from groupwise.audit._metrics import Contributions, contributions, get_metric
 
-    spec = get_metric(plan.metric)
-    contrib = contributions(frame, spec, plan.columns, normalizer=plan.normalizer)
+    if plan.metric is not None:
+        contrib = contributions(frame, get_metric(plan.metric), plan.columns, normalizer=plan.normalizer)
+    else:
+        contrib = Contributions(np.zeros(len(frame)), np.zeros(len(frame)))
     cluster = frame[plan.cluster]
     if cluster.isna().any():
         raise InputError(
@@ -554,3 +556,49 @@ def reduce_shards(
         frame=frame, extra=extra, whole=bool(flags.get("whole", True)), binary=bool(flags.get("binary", True)),
         shards=len(shards), rows=rows, from_cache=from_cache, seconds=time.perf_counter() - started,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# For the commands: the reduced rows as the rows the statistics run on.
+
+
+def schema_frame(path: Path) -> pd.DataFrame:
+    """An empty frame with the first shard's columns, to check options before any reading."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as exc:
+        raise _corrupt(path, exc) from None
+    return pd.DataFrame(columns=[str(n) for n in names if not str(n).startswith("__index_level_")])
+
+
+def reduce_to_rows(
+    shards: Sequence[Path], spec: Any, columns: Any, normalizer: Any, *, cluster: str, keys: Sequence[str],
+    expressions: Sequence[str] = (), engine: str = "local", ray_address: str | None = None, cache_dir: Any = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, Any, np.ndarray, np.ndarray, str | None, dict[str, Any]]:
+    """Shards reduced to per-(cluster, cell) sums: ``(rows, contributions, count, count_den, kind, info)``.
+
+    ``spec`` is the metric (None to count examples only); ``cache_dir`` None means
+    :func:`default_cache_dir` and False no cache.
+    """
+    from groupwise.audit._metrics import Contributions
+
+    plan = ReducePlan(metric=spec.name if spec is not None else None, columns=columns, normalizer=normalizer,
+                      cluster=cluster, keys=tuple(keys), expressions=tuple(expressions))
+    directory = None if cache_dir is False else Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
+    reporter = Progress(len(shards), enabled=bool(progress))
+    reduced = reduce_shards(shards, plan, engine=engine, ray_address=ray_address, cache_dir=directory, progress=reporter)
+    frame = reduced.frame
+    contrib = Contributions(
+        frame[NUM].to_numpy(dtype=float), frame[DEN].to_numpy(dtype=float),
+        {name: frame[f"__extra_{name}"].to_numpy(dtype=float) for name in reduced.extra},
+    )
+    info = {
+        "shards": reduced.shards, "examples": reduced.rows, "reduced_rows": len(frame), "from_cache": reduced.from_cache,
+        "engine": engine, "seconds": round(reduced.seconds, 2),
+    }
+    kind = reduced.kind(spec.kind) if spec is not None else None
+    return frame, contrib, frame[COUNT].to_numpy(dtype=float), frame[COUNT_DEN].to_numpy(dtype=float), kind, info
