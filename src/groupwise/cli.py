@@ -437,7 +437,7 @@ def transcribe(
 
 @app.command("compare")
 def compare_cmd(
-    data: Annotated[Path, typer.Argument(help="CSV, TSV, JSONL or Parquet file, one row per (item, system).")],
+    data: _Data,
     condition: Annotated[str, typer.Option(help="Column naming each row's system (or condition).")],
     baseline: Annotated[str, typer.Option(help="The system the others are compared with.")],
     by: Annotated[str, typer.Option(help="Grouping column(s), e.g. accent or race.")],
@@ -457,6 +457,10 @@ def compare_cmd(
     normalize: Annotated[str, typer.Option(help="Text normalisation for transcripts.")] = "default",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number to this JSON file.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Save the plot of deltas per group.")] = None,
+    engine: _Engine = "local",
+    ray_address: _RayAddress = None,
+    cache_dir: _CacheDir = None,
+    no_cache: _NoCache = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Paired comparison of systems (or conditions) on the same items, per group: deltas and interactions.
@@ -466,10 +470,10 @@ def compare_cmd(
     from groupwise.audit._compare import compare
 
     result = compare(
-        data, condition=condition, baseline=baseline, by=by, cluster=cluster, item=item, metric=metric,
+        _shards(data), condition=condition, baseline=baseline, by=by, cluster=cluster, item=item, metric=metric,
         reference=reference, hypothesis=hypothesis, num=num, den=den, normalize=normalize, scale=scale,
         correction=correction, alpha=alpha, min_clusters=min_clusters, min_examples=min_examples,
-        drop_unpaired=drop_unpaired,
+        drop_unpaired=drop_unpaired, **_stream_options(engine, ray_address, cache_dir, no_cache, quiet),
     )
     _show(result, _console(quiet), json_out=json_out, plot=plot)
 

@@ -320,3 +320,68 @@ def test_cli_coverage_of_a_glob(shards, tmp_path):
     assert out.returncode == 0, out.stderr
     cells = json.loads((tmp_path / "c.json").read_text())["cells"]
     assert len(cells) == 12 and sum(c["n"] for c in cells) == 6000
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory):
+    """Two systems on the same utterances, sharded by utterance (each item's rows in one shard)."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    spk = rng.integers(0, 120, n)
+    base = pd.DataFrame({"utt": [f"u{i:05d}" for i in range(n)], "spk": [f"s{s}" for s in spk],
+                         "accent": np.array(list("abcd"))[spk % 4], "words": rng.integers(4, 12, n)})
+    a = base.assign(system="a", errors=rng.poisson(1.0, n))
+    b = base.assign(system="b", errors=rng.poisson(np.where(base["accent"] == "d", 1.8, 1.2), n))
+    df = pd.concat([a, b]).sort_values("utt", kind="stable").reset_index(drop=True)
+    folder = tmp_path_factory.mktemp("paired")
+    for i, chunk in enumerate(np.array_split(df["utt"].unique(), 3)):
+        df[df["utt"].isin(chunk)].to_parquet(folder / f"p{i}.parquet")
+    return df, folder
+
+
+PAIRED = dict(condition="system", baseline="a", by="accent", cluster="spk", item="utt", metric="ratio", num="errors",
+              den="words")
+
+
+def test_paired_comparison_of_shards_equals_in_memory(paired, tmp_path):
+    from groupwise.audit._compare import compare
+
+    df, folder = paired
+    expected = compare(df, **PAIRED)
+    got = compare(folder, cache_dir=False, **PAIRED)
+    pd.testing.assert_frame_equal(expected.to_frame(), got.to_frame())
+    assert any(g["flagged"] for g in got.conditions[0]["groups"])
+    assert got.settings["stream"]["examples"] == len(df)
+
+
+def test_paired_shards_pair_items_within_a_shard(paired, tmp_path):
+    from groupwise.audit._compare import compare
+
+    df, _ = paired
+    folder = tmp_path / "split"
+    folder.mkdir()
+    # One utterance's rows spread over two shards, another's system b missing.
+    moved = df["utt"] == "u00010"
+    df[~moved & (df["utt"] != "u00020")].to_parquet(folder / "p0.parquet")
+    pd.concat([df[moved & (df["system"] == "a")], df[(df["utt"] == "u00020") & (df["system"] == "a")]]).to_parquet(folder / "p1.parquet")
+    df[moved & (df["system"] == "b")].to_parquet(folder / "p2.parquet")
+    with pytest.raises(InputError, match="pairs are made within a shard") as info:
+        compare(folder, cache_dir=False, **PAIRED)
+    assert "p1.parquet" in str(info.value)
+    dropped = compare(folder, cache_dir=False, drop_unpaired=True, **PAIRED)
+    assert dropped.settings["items_not_in_every_condition"] == 3  # u00010 in p1 and in p2, u00020 in p1
+    kept = df[~df["utt"].isin(["u00010", "u00020"])]
+    pd.testing.assert_frame_equal(compare(kept, **PAIRED).to_frame(), dropped.to_frame())
+
+
+def test_cli_compare_of_shards(paired, tmp_path):
+    _, folder = paired
+    out = subprocess.run(
+        [sys.executable, "-m", "groupwise", "compare", str(folder), "--condition", "system", "--baseline", "a",
+         "--by", "accent", "--cluster", "spk", "--item", "utt", "--metric", "ratio", "--num", "errors", "--den",
+         "words", "--no-cache", "--json", str(tmp_path / "c.json")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "true"},
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads((tmp_path / "c.json").read_text())
+    assert got["settings"]["stream"]["shards"] == 3

@@ -46,6 +46,10 @@ def compare(
     drop_unpaired: bool = False,
     provenance: dict[str, str] | None = None,
     allow_imputed: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    cache_dir: Any = None,
+    progress: bool = False,
 ) -> LastMileResult:
     """Compare every value of ``condition`` with ``baseline`` on the same items, per group.
 
@@ -66,6 +70,11 @@ def compare(
     drop_unpaired : bool, default=False
         Items missing under some system are an error by default; with True they are left
         out and counted in ``settings["items_not_in_every_condition"]``.
+    engine, ray_address, cache_dir, progress
+        For data in Parquet shards (a folder, a glob or a list of files), as in
+        :func:`groupwise.audit`. Pairs are made within a shard: keep each item's rows (every
+        system) in one shard; an item spread over shards counts as unpaired. Needs
+        ``cluster``.
 
     Returns
     -------
@@ -83,6 +92,34 @@ def compare(
     >>> [g["group"]["accent"] for g in r.conditions[0]["groups"]]
     ['a', 'b']
     """
+    from groupwise.audit._stream import distinct_values, schema_frame, stream_source
+
+    if isinstance(data, (list, tuple)) and len(data) == 1:
+        data = data[0]
+    shards = stream_source(data)
+    common = dict(
+        by=split_names(by) if isinstance(by, str) else by, cluster=cluster, condition=condition,
+        baseline=baseline, item=item, metric=metric, reference=reference, hypothesis=hypothesis, y_true=y_true,
+        y_pred=y_pred, num=num, den=den, normalize=normalize, scale=scale, correction=correction, alpha=alpha,
+        confidence=confidence, min_clusters=min_clusters, min_examples=min_examples, provenance=provenance,
+        allow_imputed=allow_imputed,
+    )
+    if shards is not None:
+        head = schema_frame(shards[0])
+        check_columns(head, [condition], role="condition", option="--condition")
+        check_columns(head, [item], role="item", option="--item")
+        systems = distinct_values(shards, condition)
+        if baseline not in systems:
+            raise InputError(
+                f"the baseline {baseline!r} is not a value of the {condition!r} column (it has {', '.join(systems[:10])})",
+                fix="pass --baseline with one of those values",
+            )
+        if len(systems) < 2:
+            raise InputError(f"the {condition!r} column has only {baseline!r}", fix="give rows of at least two systems")
+        return lastmile(
+            shards, **common, engine=engine, ray_address=ray_address, cache_dir=cache_dir, progress=progress,
+            _strict_pairing=not drop_unpaired,
+        )
     frame = read_table(data)
     check_columns(frame, [condition], role="condition", option="--condition")
     check_columns(frame, [item], role="item", option="--item")
@@ -112,10 +149,4 @@ def compare(
             f"{int(dup)} rows repeat an ({item}, {condition}) pair, so items do not pair up one to one",
             fix="keep one row per item and system, or name the column that identifies an item with --item",
         )
-    return lastmile(
-        frame, by=split_names(by) if isinstance(by, str) else by, cluster=cluster, condition=condition,
-        baseline=baseline, item=item, metric=metric, reference=reference, hypothesis=hypothesis, y_true=y_true,
-        y_pred=y_pred, num=num, den=den, normalize=normalize, scale=scale, correction=correction, alpha=alpha,
-        confidence=confidence, min_clusters=min_clusters, min_examples=min_examples, provenance=provenance,
-        allow_imputed=allow_imputed,
-    )
+    return lastmile(frame, **common)

@@ -244,6 +244,11 @@ def lastmile(
     seed: int | None = 0,
     provenance: Provenance | dict[str, str] | None = None,
     allow_imputed: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    cache_dir: Any = None,
+    progress: bool = False,
+    _strict_pairing: bool = False,
 ) -> LastMileResult:
     """Compare each condition with the baseline, per group, with paired cluster statistics.
 
@@ -289,12 +294,22 @@ def lastmile(
         to the group and to the rest.
     provenance, allow_imputed
         As in :func:`groupwise.audit`.
+    engine, ray_address, cache_dir, progress
+        For data in Parquet shards (a folder, a glob or a list of files), as in
+        :func:`groupwise.audit`: shards are reduced to sums per (speaker, group,
+        condition), which is all the paired statistics use. Needs ``cluster``. Items are
+        paired within a shard, so each item's rows (every condition) belong in one shard.
 
     Returns
     -------
     LastMileResult
     """
-    frame = read_table(data)
+    from groupwise.audit._stream import distinct_values, reduce_to_rows, schema_frame, stream_source
+
+    if isinstance(data, (list, tuple)) and len(data) == 1:
+        data = data[0]
+    shards = stream_source(data)
+    frame = read_table(data) if shards is None else schema_frame(shards[0])
     spec = get_metric(metric)
     by_cols = split_names(by)
     if not by_cols:
@@ -319,7 +334,7 @@ def lastmile(
     prov = prov.merged(frame.attrs.get("provenance", {})) if not isinstance(provenance, Provenance) else prov
     prov.check(by_cols, allow_imputed=allow_imputed)
 
-    conditions = list(dict.fromkeys(frame[condition].astype(str)))
+    conditions = list(dict.fromkeys(frame[condition].astype(str))) if shards is None else distinct_values(shards, condition)
     if baseline not in conditions:
         raise InputError(
             f"the baseline condition {baseline!r} is not in the {condition!r} column (it has {', '.join(conditions[:10])})",
@@ -331,7 +346,31 @@ def lastmile(
 
     item = item if item is not None else ("audio" if "audio" in frame.columns else None)
     dropped = 0
-    if item is not None:
+    count = None
+    stream_info = None
+    normalizer = None
+    if spec.name in ("wer", "cer"):
+        from groupwise.audit._text import parse_normalizer
+
+        normalizer = parse_normalizer(normalize)
+    columns = MetricColumns(reference, hypothesis, y_true, y_pred, num, den)
+    if shards is not None:
+        if cluster is None:
+            raise InputError(
+                "data in shards is reduced to sums per speaker, and no cluster (--cluster) was given",
+                fix="pass the speaker (or person) column, or pass one file that fits in memory",
+            )
+        check_columns(frame, [cluster], role="cluster", option="--cluster")
+        if item is not None:
+            check_columns(frame, [item], role="item", option="--item")
+        frame, contrib, count, _, _, stream_info = reduce_to_rows(
+            shards, spec, columns, normalizer, cluster=cluster, keys=[*by_cols, condition], engine=engine,
+            ray_address=ray_address, cache_dir=cache_dir, progress=progress,
+            pairing=(item, condition, tuple(conditions), _strict_pairing) if item is not None else None,
+        )
+        dropped = int(stream_info.get("unpaired_items", 0))
+        frame[condition] = frame[condition].astype(str)
+    elif item is not None:
         check_columns(frame, [item], role="item", option="--item")
         counts = frame.groupby(item, sort=False)[condition].nunique()
         complete = counts.index[counts == len(conditions)]
@@ -340,13 +379,10 @@ def lastmile(
         frame = frame.loc[keep]
         if frame.empty:
             raise InputError("no example is present under every condition", fix=f"check the {item!r} and {condition!r} columns")
-
-    normalizer = None
-    if spec.name in ("wer", "cer"):
-        from groupwise.audit._text import parse_normalizer
-
-        normalizer = parse_normalizer(normalize)
-    contrib = contributions(frame, spec, MetricColumns(reference, hypothesis, y_true, y_pred, num, den), normalizer=normalizer)
+    if shards is None:
+        contrib = contributions(frame, spec, columns, normalizer=normalizer)
+    elif not len(frame) or not count.sum() > 0:
+        raise InputError("no example is present under every condition", fix=f"check the {item!r} and {condition!r} columns")
     from groupwise.audit._audit import _cluster_codes, _family_from_columns
 
     cluster_codes, n_clusters = _cluster_codes(frame, cluster)
@@ -357,16 +393,18 @@ def lastmile(
     # One rule for rows without a group value: they count in the overall deltas and in no
     # group comparison (neither a group nor "the rest").
     labelled = fam.codes >= 0
+    weight = np.ones(num.size) if count is None else count  # examples behind each row
     out_conditions = []
     delta_p: list[float] = []
     inter_p: list[float] = []
     inter_slots: list[tuple[int, int]] = []
     for ci, cond in enumerate(others, start=1):
         b_rows, c_rows = cond_codes == 0, cond_codes == ci
-        overall = _overall_delta(cluster_codes, num, den, b_rows, c_rows, n_clusters, confidence)
+        overall = _overall_delta(cluster_codes, num, den, b_rows, c_rows, n_clusters, confidence, weight)
         delta_p.append(overall["p_value"] if overall["p_value"] is not None else np.nan)
         stats = _paired_groups(
-            cluster_codes, fam.codes, num, den, b_rows & labelled, c_rows & labelled, n_clusters, k, scale, confidence
+            cluster_codes, fam.codes, num, den, b_rows & labelled, c_rows & labelled, n_clusters, k, scale, confidence,
+            weight,
         )
         groups = []
         for j, label in enumerate(fam.labels):
@@ -414,7 +452,7 @@ def lastmile(
         "confidence": confidence, "min_clusters": min_clusters, "min_examples": min_examples, "seed": seed,
         "n_boot": n_boot,
         "normalize": normalizer.spec if normalizer is not None else None,
-        "rows_without_group": int((~labelled).sum()),
+        "rows_without_group": int(weight[~labelled].sum()),
         "method": (
             "paired cluster-robust t: each speaker's rows under both conditions enter one influence, CR2 "
             "leverage factor, Satterthwaite df from effective numbers of speakers; deltas on the absolute "
@@ -422,12 +460,14 @@ def lastmile(
             "over the rest's" if scale == "relative" else "absolute scale: the group's delta minus the rest's")
         ),
     }
+    if stream_info is not None:
+        settings["stream"] = stream_info
     return LastMileResult(spec.name, baseline, ",".join(by_cols), out_conditions, settings, prov.describe(by_cols))
 
 
 def _overall_delta(
     cluster: np.ndarray, num: np.ndarray, den: np.ndarray, b_rows: np.ndarray, c_rows: np.ndarray, n_clusters: int,
-    confidence: float,
+    confidence: float, weight: np.ndarray,
 ) -> dict[str, Any]:
     """The condition's delta over every row, paired by speaker."""
     nb = np.bincount(cluster[b_rows], weights=num[b_rows], minlength=n_clusters)
@@ -443,13 +483,13 @@ def _overall_delta(
     se, _, p, lo, hi = t_contrast(np.array([Rc - Rb]), np.array([V]), np.array([df]), confidence)
     return {
         "baseline": _f(Rb), "value": _f(Rc), "delta": _f(Rc - Rb), "delta_ci_low": _f(lo[0]), "delta_ci_high": _f(hi[0]),
-        "n": int(c_rows.sum()), "clusters": int(np.count_nonzero(dc > 0)), "p_value": _f(p[0]), "p_adjusted": None,
+        "n": int(round(weight[c_rows].sum())), "clusters": int(np.count_nonzero(dc > 0)), "p_value": _f(p[0]), "p_adjusted": None,
     }
 
 
 def _paired_groups(
     cluster: np.ndarray, codes: np.ndarray, num: np.ndarray, den: np.ndarray, b_rows: np.ndarray, c_rows: np.ndarray,
-    n_clusters: int, k: int, scale: str, confidence: float,
+    n_clusters: int, k: int, scale: str, confidence: float, weight: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Per group: paired delta, and the interaction with the rest of the labelled rows."""
 
@@ -458,7 +498,7 @@ def _paired_groups(
         return np.bincount(key, weights=values[rows], minlength=n_clusters * k).reshape(n_clusters, k)
 
     nb, db, nc, dc = dense(b_rows, num), dense(b_rows, den), dense(c_rows, num), dense(c_rows, den)
-    cnt = dense(c_rows, np.ones(num.size))
+    cnt = dense(c_rows, weight)
     # The rest of each group: every other labelled row of the same speakers and the others.
     rb_n, rb_d = nb.sum(axis=1, keepdims=True) - nb, db.sum(axis=1, keepdims=True) - db
     rc_n, rc_d = nc.sum(axis=1, keepdims=True) - nc, dc.sum(axis=1, keepdims=True) - dc

@@ -129,6 +129,9 @@ class ReducePlan:
     keys: tuple[str, ...]
     expressions: tuple[str, ...] = ()
     batch_rows: int = BATCH_ROWS
+    # Paired data: (item column, condition column, every condition, strict). Only items
+    # present under every condition in their shard are kept (strict: others are an error).
+    pairing: tuple[str, str, tuple[str, ...], bool] | None = None
 
     @property
     def key_columns(self) -> list[str]:
@@ -142,7 +145,8 @@ class ReducePlan:
         metric_cols = [getattr(self.columns, role) for role in spec.inputs] if spec is not None else []
 
         expr_cols = [c for text in self.expressions for c in parse_group(text).columns]
-        return list(dict.fromkeys([*metric_cols, self.cluster, *self.keys, *expr_cols]))
+        pair_cols = list(self.pairing[:2]) if self.pairing is not None else []
+        return list(dict.fromkeys([*metric_cols, self.cluster, *self.keys, *expr_cols, *pair_cols]))
 
     def fingerprint(self) -> str:
         """What changes the sums, as text for the cache key."""
@@ -150,7 +154,8 @@ class ReducePlan:
         cols = {k: str(v) for k, v in vars(self.columns).items()} if hasattr(self.columns, "__dict__") else str(self.columns)
         return json.dumps(
             {"v": _CACHE_VERSION, "metric": self.metric, "columns": cols, "normalize": spec, "cluster": self.cluster,
-             "keys": list(self.keys), "expressions": list(self.expressions)},
+             "keys": list(self.keys), "expressions": list(self.expressions),
+             "pairing": list(self.pairing) if self.pairing is not None else None},
             sort_keys=True, default=str,
         )
 
@@ -218,7 +223,8 @@ def _group(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def _combine(parts: Sequence[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
     flags = {"whole": all(p.attrs.get("flags", {}).get("whole", True) for p in parts),
-             "binary": all(p.attrs.get("flags", {}).get("binary", True) for p in parts)}
+             "binary": all(p.attrs.get("flags", {}).get("binary", True) for p in parts),
+             "unpaired_items": sum(int(p.attrs.get("flags", {}).get("unpaired_items", 0)) for p in parts)}
     frame = _group(pd.concat(parts, ignore_index=True), keys) if len(parts) > 1 else parts[0]
     frame.attrs["flags"] = flags
     return frame
@@ -297,13 +303,17 @@ def reduce_shard(path: Path, plan: ReducePlan, *, on_batch: Callable[[int], None
     offset = 0
     try:
         handle = pq.ParquetFile(path)
+        paired, unpaired = (None, 0) if plan.pairing is None else _paired_items(handle, path, plan.pairing)
         batches = handle.iter_batches(batch_size=plan.batch_rows, columns=plan.read_columns())
         for batch in batches:
             frame = _to_pandas(pa.Table.from_batches([batch]))
             frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
+            if paired is not None:
+                frame = frame.loc[frame[plan.pairing[0]].isin(paired).to_numpy()]  # type: ignore[index]
             try:
-                parts.append(reduce_batch(frame, plan))
+                if len(frame):
+                    parts.append(reduce_batch(frame, plan))
             except GroupwiseError as exc:
                 raise type(exc)(f"in the shard {str(path)!r}: {exc.problem}", fix=exc.fix, rows=exc.rows) from None
             if on_batch is not None:
@@ -315,8 +325,42 @@ def reduce_shard(path: Path, plan: ReducePlan, *, on_batch: Callable[[int], None
         for c in (NUM, DEN, COUNT, COUNT_DEN):
             empty[c] = pd.Series(dtype=float)
         empty.attrs["flags"] = {"whole": True, "binary": True}
-        return empty
-    return _canonical(_combine(parts, plan.key_columns))
+        parts = [empty]
+    out = _combine(parts, plan.key_columns)
+    out.attrs["flags"]["unpaired_items"] = unpaired
+    return _canonical(out)
+
+
+def _paired_items(handle: Any, path: Path, pairing: tuple[str, str, tuple[str, ...], bool]) -> tuple[pd.Index, int]:
+    """The shard's items present under every condition, and the number of the others.
+
+    Pairs are made within a shard: an item whose rows are spread over several shards counts
+    as unpaired in each (an error when ``strict``), never as paired by mistake.
+    """
+    item, condition, conditions, strict = pairing
+    table = _to_pandas(handle.read(columns=[item, condition]))
+    cond = table[condition].astype(str)
+    table = table.loc[cond.isin(conditions).to_numpy()]
+    if strict:
+        dup = int(table.duplicated([item, condition]).sum())
+        if dup:
+            raise InputError(
+                f"in the shard {str(path)!r}: {dup} rows repeat an ({item}, {condition}) pair, so items do not pair up "
+                "one to one",
+                fix="keep one row per item and system, or name the column that identifies an item with --item",
+            )
+    per_item = table.groupby(item, sort=False)[condition].nunique()
+    complete = per_item.index[per_item == len(conditions)]
+    unpaired = int(len(per_item) - len(complete))
+    if strict and unpaired:
+        example = list(per_item.index[per_item < len(conditions)][:3])
+        raise InputError(
+            f"in the shard {str(path)!r}: {unpaired} of {len(per_item)} items are not present under every {condition} "
+            f"(for example {example}); pairs are made within a shard",
+            fix="compare on items every system has, with each item's rows (every system) in one shard, or pass "
+            "--drop-unpaired to leave the others out and count them",
+        )
+    return complete, unpaired
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
@@ -577,7 +621,7 @@ def schema_frame(path: Path) -> pd.DataFrame:
 def reduce_to_rows(
     shards: Sequence[Path], spec: Any, columns: Any, normalizer: Any, *, cluster: str, keys: Sequence[str],
     expressions: Sequence[str] = (), engine: str = "local", ray_address: str | None = None, cache_dir: Any = None,
-    progress: bool = False,
+    progress: bool = False, pairing: tuple[str, str, tuple[str, ...], bool] | None = None,
 ) -> tuple[pd.DataFrame, Any, np.ndarray, np.ndarray, str | None, dict[str, Any]]:
     """Shards reduced to per-(cluster, cell) sums: ``(rows, contributions, count, count_den, kind, info)``.
 
@@ -587,7 +631,7 @@ def reduce_to_rows(
     from groupwise.audit._metrics import Contributions
 
     plan = ReducePlan(metric=spec.name if spec is not None else None, columns=columns, normalizer=normalizer,
-                      cluster=cluster, keys=tuple(keys), expressions=tuple(expressions))
+                      cluster=cluster, keys=tuple(keys), expressions=tuple(expressions), pairing=pairing)
     directory = None if cache_dir is False else Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
     reporter = Progress(len(shards), enabled=bool(progress))
     reduced = reduce_shards(shards, plan, engine=engine, ray_address=ray_address, cache_dir=directory, progress=reporter)
@@ -600,5 +644,22 @@ def reduce_to_rows(
         "shards": reduced.shards, "examples": reduced.rows, "reduced_rows": len(frame), "from_cache": reduced.from_cache,
         "engine": engine, "seconds": round(reduced.seconds, 2),
     }
+    if pairing is not None:
+        info["unpaired_items"] = int(frame.attrs.get("flags", {}).get("unpaired_items", 0))
     kind = reduced.kind(spec.kind) if spec is not None else None
     return frame, contrib, frame[COUNT].to_numpy(dtype=float), frame[COUNT_DEN].to_numpy(dtype=float), kind, info
+
+
+def distinct_values(shards: Sequence[Path], column: str) -> list[str]:
+    """The values of one column over every shard, as text, in order of first appearance."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    seen: dict[str, None] = {}
+    for path in shards:
+        try:
+            values = pq.read_table(path, columns=[column]).column(0)
+        except (pa.ArrowException, OSError) as exc:
+            raise _corrupt(path, exc) from None
+        seen.update(dict.fromkeys(_to_pandas(pa.table({column: values}))[column].astype(str).drop_duplicates()))
+    return list(seen)
