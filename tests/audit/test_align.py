@@ -343,3 +343,21 @@ def test_pieces_of_none_one_and_several_words():
         (["a , x\tb", "y\u00a0z ,"], ["a b", "y z"]),  # some several
     ]:
         assert rows(normalized_word_edits(refs, hyps, norm)) == rows(word_edits(norm(refs), norm(hyps)))
+
+
+def test_identical_pairs_are_counted_without_alignment():
+    from groupwise.audit._align import normalized_word_edits
+    from groupwise.audit._text import parse_normalizer
+
+    refs = ["A b", "", ",", "a  b\tc", "x", "Σ Σ", "same words here"]
+    hyps = ["A b", "", ",", "a  b\tc", "y", "Σ Σ", "same words here"]
+    want = [jiwer_words(" ".join(r.split()), " ".join(h.split())) if r.split() else (0, 0, 0, 0, 0, len(h.split()))
+            for r, h in zip(refs, hyps)]
+    assert rows(word_edits(refs, hyps)) == want
+    assert rows(word_edits(pl.Series(refs), pl.Series(hyps))) == want
+    norm = parse_normalizer("default")
+    got = rows(normalized_word_edits(refs, hyps, norm))
+    assert got == rows(word_edits(norm(refs), norm(hyps)))
+    assert got[2] == (0, 0, 0, 0, 0, 0)  # "," is no word once punctuation is removed
+    all_same = rows(normalized_word_edits(refs[:4], refs[:4], norm))
+    assert all_same == [(0, 0, 0, 2, 2, 2), (0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0, 3, 3, 3)]

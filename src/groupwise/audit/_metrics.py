@@ -312,6 +312,10 @@ def _text_contributions(
         edits = normalized_word_edits(refs, hyps, normalizer)
     else:
         if normalizer is not None:
+            from groupwise.audit._text import Normalizer
+
+            if not isinstance(normalizer, Normalizer):  # any callable gets arrays, as before
+                refs, hyps = (x.to_numpy() if hasattr(x, "to_numpy") else x for x in (refs, hyps))
             refs = normalizer(refs)  # type: ignore[operator]
             hyps = normalizer(hyps)  # type: ignore[operator]
         edits = char_edits(refs, hyps)
