@@ -1,4 +1,9 @@
-"""The main job's --quick path, end to end, and its report in a real browser."""
+"""The main job's --quick path, end to end, and its report in a real browser.
+
+The suite runs the --quick path at a smaller size (three of the quick accents, two
+utterances per speaker: the least the statistics accept); ``benchmarks/speech_demo.py``
+runs it at the size ``groupwise demo --quick`` uses, with the same checks.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,26 @@ import pandas as pd
 import pytest
 from conftest import rendered_images
 
+from groupwise._errors import InputError
 from groupwise.speech._demo import DEMO_CONDITIONS, QUICK_ACCENTS, RECOGNISERS, run_speech_demo
+
+#: General American and Spanish (compared below) and one English variety between them.
+ACCENTS = ("en-us", "en-029", "es")
+assert set(ACCENTS) <= set(QUICK_ACCENTS)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    report = run_speech_demo(out, quick=True, workers=2)
+    report = run_speech_demo(out, quick=True, workers=2, accents=ACCENTS, speakers=5, utterances=2)
     return out, report
+
+
+@pytest.mark.parametrize(("speakers", "utterances"), [(4, 3), (5, 1)])
+def test_too_small_a_demo_is_refused_with_a_fix(tmp_path, speakers, utterances):
+    with pytest.raises(InputError, match="at least 5 speakers"):
+        run_speech_demo(tmp_path, quick=True, accents=ACCENTS, speakers=speakers, utterances=utterances)
+    assert not (tmp_path / "corpus").exists()
 
 
 def test_quick_demo_audits_both_recognisers(demo):
@@ -29,7 +46,7 @@ def test_quick_demo_audits_both_recognisers(demo):
             assert (out / f"{kind}_{name}.json").exists()
         audit = json.loads((out / f"audit_{name}.json").read_text())
         accents = {g["group"]["accent"]: g for g in audit["groups"] if g["family"] == "accent"}
-        assert set(accents) == set(QUICK_ACCENTS)
+        assert set(accents) == set(ACCENTS)
         assert audit["provenance"]["accent"]["provenance"] == "synthetic"
         assert audit["settings"]["normalize"] == "english"
         wer[name] = {a: g["value"] for a, g in accents.items()}
@@ -40,7 +57,7 @@ def test_quick_demo_audits_both_recognisers(demo):
     for name in RECOGNISERS:
         assert wer[name]["en-us"] + 0.3 < wer[name]["es"]
     paired = json.loads((out / "recognisers.json").read_text())
-    assert {g["group"]["accent"] for g in paired["conditions"][0]["groups"]} == set(QUICK_ACCENTS)
+    assert {g["group"]["accent"] for g in paired["conditions"][0]["groups"]} == set(ACCENTS)
     power = pd.read_csv(out / "power.csv")
     assert set(power.recogniser) == set(RECOGNISERS.values())
     assert (power.detectable_gap.dropna() > 0).all()

@@ -131,9 +131,15 @@ def accents_table(manifest: pd.DataFrame) -> str:
 
 
 def run_speech_demo(
-    out: str | Path, *, quick: bool = False, seed: int = 0, workers: int | None = None, console: Any = None
+    out: str | Path, *, quick: bool = False, seed: int = 0, workers: int | None = None, console: Any = None,
+    accents: tuple[str, ...] | None = None, speakers: int | None = None, utterances: int | None = None,
 ) -> Path:
-    """Run the demo into ``out`` and return the path of ``report.html``."""
+    """Run the demo into ``out`` and return the path of ``report.html``.
+
+    ``accents``, ``speakers`` (per accent) and ``utterances`` (per speaker) override the
+    sizes that ``quick`` chooses, for a smaller run of the same path. The statistics need
+    at least 5 speakers per accent and 10 utterances per accent.
+    """
     from rich.console import Console
 
     from groupwise.audit._audit import audit
@@ -152,8 +158,15 @@ def run_speech_demo(
         raise InputError(f"the output path {str(out)!r} is a file", fix="pass --out with a directory name")
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or os.cpu_count() or 1
-    accents = QUICK_ACCENTS if quick else DEFAULT_ACCENTS
-    speakers, utterances = (5, 3) if quick else (6, 6)
+    default_speakers, default_utterances = (5, 3) if quick else (6, 6)
+    accents = tuple(accents) if accents else (QUICK_ACCENTS if quick else DEFAULT_ACCENTS)
+    speakers = default_speakers if speakers is None else speakers
+    utterances = default_utterances if utterances is None else utterances
+    if speakers < 5 or speakers * utterances < 10:
+        raise InputError(
+            f"{speakers} speakers per accent with {utterances} utterances each are too few for the demo's statistics",
+            fix="use at least 5 speakers per accent and at least 10 utterances per accent (speakers x utterances)",
+        )
     start = time.perf_counter()
     timings: dict[str, float] = {}
 
