@@ -24,6 +24,8 @@ from groupwise.audit._inference import adjust as adjust_p
 
 __all__ = ["adjusted_ratios"]
 
+_MAX_LOG_RATIO = 20.0  # |log rate ratio| past this is separation, not an estimate
+
 
 def _covariates(frame: pd.DataFrame, names: list[str], rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
     cols, labels = [], []
@@ -65,12 +67,21 @@ def adjusted_ratios(
     confidence: float,
     correction: str,
     min_clusters: int,
-) -> list[dict[str, Any]]:
-    """Per family, per group: adjusted rate ratio, interval and p (unadjusted); then corrected."""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per family, per group: adjusted rate ratio, interval and p (unadjusted); then corrected.
+
+    A group without a single error has no finite log rate (its coefficient runs off to minus
+    infinity, and the deviation coding carries that into every other group's ratio), so it
+    is left out of the model, gets no adjusted ratio, and a note says so; a level of a
+    covariate without errors is refused for the same reason. A fit that still does not
+    converge, or ends with an estimate no data could support, is refused rather than
+    reported. Returns the per-group fields and the notes.
+    """
     import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
 
     out: list[dict[str, Any]] = []
+    notes: list[str] = []
     pvals: list[float] = []
     where: list[int] = []
     for family in families:
@@ -78,6 +89,14 @@ def adjusted_ratios(
         rows = (family.codes >= 0) & (den > 0)
         results = [{"adjusted_ratio": None, "adjusted_ci_low": None, "adjusted_ci_high": None, "adjusted_p_value": None,
                     "adjusted_p_adjusted": None} for _ in range(k)]
+        errors = np.bincount(family.codes[rows], weights=num[rows], minlength=k)
+        present_all = np.unique(family.codes[rows])
+        no_errors = [int(j) for j in present_all if not errors[j] > 0]
+        if no_errors:
+            names = ", ".join(_label(family.labels[j]) for j in no_errors)
+            notes.append(f"{family.name}: no adjusted ratio for {names}: no errors, so no rate to adjust "
+                         "(left out of the model; the others are against the mean of the groups with errors)")
+            rows &= ~np.isin(family.codes, no_errors)
         present = np.unique(family.codes[rows])
         if k < 2 or present.size < 2:
             out += results
@@ -91,6 +110,14 @@ def adjusted_ratios(
         for j in range(m - 1):
             dev[:, j] = (c == j).astype(float) - (c == m - 1).astype(float)
         X_cov, labels = _covariates(frame, covariates, rows)
+        for j, label in enumerate(labels):
+            if "=" in label and not num[rows][X_cov[:, j] > 0].sum() > 0:
+                name, _, level = label.partition("=")
+                raise InputError(
+                    f"the --adjust covariate {name!r} has no errors at {level!r} among the groups of {family.name!r}, "
+                    "so the model has no finite effect for that level (separation)",
+                    fix=f"merge {level!r} with a neighbouring level, or leave {name!r} out of --adjust",
+                )
         exog = np.column_stack([np.ones(c.size), dev, X_cov])
         if np.linalg.matrix_rank(exog) < exog.shape[1]:
             raise InputError(
@@ -103,16 +130,24 @@ def adjusted_ratios(
                        cov_struct=sm.cov_struct.Independence())
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
+            warnings.simplefilter("error", IterationLimitWarning)  # GEE's "iteration limit reached"
             warnings.filterwarnings("ignore", category=RuntimeWarning)
             try:
                 fit = model.fit(cov_type="bias_reduced", maxiter=100)
-            except (ConvergenceWarning, np.linalg.LinAlgError, ValueError) as exc:
+            except (ConvergenceWarning, IterationLimitWarning, np.linalg.LinAlgError, ValueError) as exc:
                 raise InputError(
                     f"the adjusted model of {family.name!r} with {', '.join(covariates)} did not converge ({exc})",
                     fix="adjust for fewer covariates, bin a continuous one, or drop groups with no errors",
                 ) from None
-        beta = np.asarray(fit.params)[1:m]
-        cov = np.asarray(fit.cov_params())[1:m, 1:m]
+        params, cov_all = np.asarray(fit.params), np.asarray(fit.cov_params())
+        if not (np.all(np.isfinite(params)) and np.all(np.isfinite(cov_all)) and np.max(np.abs(params[1:])) < _MAX_LOG_RATIO):
+            raise InputError(
+                f"the adjusted model of {family.name!r} with {', '.join(covariates)} did not converge to finite "
+                "estimates (a rate ratio beyond e^20, or an infinite variance)",
+                fix="adjust for fewer covariates, bin a continuous one, or merge sparse levels and groups",
+            )
+        beta = params[1:m]
+        cov = cov_all[1:m, 1:m]
         L = np.vstack([np.eye(m - 1), -np.ones(m - 1)])
         est = L @ beta
         se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", L, cov, L), 0.0))
@@ -134,4 +169,8 @@ def adjusted_ratios(
         out += results
     for i, padj in zip(where, adjust_p(np.array(pvals), correction)):
         out[i]["adjusted_p_adjusted"] = float(padj)
-    return out
+    return out, notes
+
+
+def _label(group: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group.items())

@@ -473,12 +473,13 @@ def audit(
         from groupwise.audit._adjust import adjusted_ratios
 
         by_only = families[: len(by_families)]
-        adjusted = adjusted_ratios(
+        adjusted, adjust_notes = adjusted_ratios(
             frame, num=contrib.num, den=contrib.den, cluster=cluster_codes, families=by_only, covariates=adjust_cols,
             confidence=confidence, correction=correction, min_clusters=min_clusters,
         )
         for g, extra_fields in zip(stats["groups"], adjusted):
             g.update(extra_fields)
+        stats["notes"] = [*stats["notes"], *adjust_notes]
     settings = {
         "metric": spec.name,
         "by": [",".join(f) for f in by_families],
