@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from groupwise._errors import InputError
-from groupwise._io import check_columns, read_table, split_names
+from groupwise._io import check_columns, split_names
 from groupwise._validation import DEFAULTS, check_choice, check_scalar
-from groupwise.audit._metrics import Contributions, MetricColumns, contributions, get_metric
+from groupwise.audit._metrics import MetricColumns, get_metric
 from groupwise._provenance import Provenance
 from groupwise.audit._result import AuditResult
+from groupwise.audit._prepare import cluster_codes as _cluster_codes
+from groupwise.audit._prepare import family_from_columns as _family_from_columns
+from groupwise.audit._prepare import open_data, plain as _plain, prepare
 from groupwise.audit._stats import Family, analyse
 
 INFERENCE_NOTE = (
@@ -85,30 +87,6 @@ def _named_reference(compare: Any) -> tuple[str, str] | None:
             )
         return column, value
     return None
-
-
-def metric_kind(kind: str, num: np.ndarray, den: np.ndarray) -> str:
-    """The count model of precomputed ``num``/``den`` (``metric="ratio"``), read from the data.
-
-    Whole non-negative numbers are counts (errors in words: Poisson with overdispersion),
-    and counts no larger than a 0/1 denominator are 0/1 outcomes (binomial); anything else
-    gets no count model (cluster-robust variance only).
-
-    Examples
-    --------
-    >>> metric_kind("continuous", np.array([0., 2., 1.]), np.array([5., 7., 3.]))
-    'count'
-    >>> metric_kind("continuous", np.array([0.5, 2.]), np.array([1., 1.]))
-    'continuous'
-    """
-    if kind != "continuous" or num.size == 0:
-        return kind
-    whole = bool(np.all(num >= 0) and np.all(np.mod(num, 1) == 0) and np.all(den >= 0))
-    if not whole:
-        return "continuous"
-    if np.all(np.isin(den, (0.0, 1.0))) and np.all(num <= den):
-        return "binary"
-    return "count"
 
 
 def check_test(test: str) -> str:
@@ -294,23 +272,8 @@ def audit(
     >>> [(g["group"]["accent"], round(g["value"], 3)) for g in result.groups]
     [('scottish', 0.5), ('us', 0.0)]
     """
-    from groupwise.audit._stream import reduce_to_rows, schema_frame, stream_source
-
-    if isinstance(data, (list, tuple)) and len(data) == 1:
-        data = data[0]
-    shards = stream_source(data)
-    if engine not in ("local", "ray"):
-        raise InputError(f"engine={engine!r} (--engine) is not known", fix="use local or ray")
-    if engine == "ray" and shards is None:
-        if isinstance(data, (str, os.PathLike)) and Path(data).suffix.lower() in (".parquet", ".pq"):
-            shards = [Path(data)]
-        else:
-            raise InputError(
-                "engine='ray' (--engine ray) reads Parquet shards, and the data is not a folder, pattern or list of "
-                "Parquet files",
-                fix="write the table to Parquet (one file or several in a folder) and pass that, or use the local engine",
-            )
-    frame = read_table(data) if shards is None else schema_frame(shards[0])
+    source = open_data(data, engine=engine)
+    frame, shards = source.frame, source.shards
     spec = get_metric(metric)
     named = _named_reference(compare)
     if named is None:
@@ -379,35 +342,22 @@ def audit(
     prov.check(group_columns, allow_imputed=allow_imputed)
 
     adjust_cols = split_names(adjust) if isinstance(adjust, str) else list(adjust or [])
-    normalizer = None
-    if spec.name in ("wer", "cer"):
-        from groupwise.audit._text import parse_normalizer
-
-        normalizer = parse_normalizer(normalize)
-    columns = MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label)
-    count = count_den = None
-    stream_info = None
+    if shards is not None and adjust_cols:
+        raise InputError(
+            "--adjust fits a model to every row, which data in shards does not keep in memory",
+            fix="leave --adjust out for sharded data, or adjust on a sample that fits in memory",
+        )
+    prepared = prepare(
+        source, spec, MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label), normalize=normalize,
+        cluster=cluster, keys=list(dict.fromkeys([c for fam in by_families for c in fam] + ([within] if within else []))),
+        expressions=[g.text for g in parsed], engine=engine, ray_address=ray_address, cache_dir=cache_dir,
+        progress=progress,
+    )
+    frame, contrib, kind, normalizer = prepared.frame, prepared.contrib, prepared.kind, prepared.normalizer
+    count, count_den, stream_info = prepared.count, prepared.count_den, prepared.stream
     if shards is None:
-        contrib = contributions(frame, spec, columns, normalizer=normalizer)
-        kind = metric_kind(spec.kind, contrib.num, contrib.den)
         masks = [expr.evaluate(frame) for expr in parsed]
     else:
-        if cluster is None:
-            raise InputError(
-                "data in shards is reduced to sums per cluster, and no --cluster was given (every row its own cluster "
-                "leaves nothing to reduce)",
-                fix="pass --cluster with the speaker (or person) column, or audit one file that fits in memory",
-            )
-        if adjust_cols:
-            raise InputError(
-                "--adjust fits a model to every row, which data in shards does not keep in memory",
-                fix="leave --adjust out for sharded data, or adjust on a sample that fits in memory",
-            )
-        frame, contrib, count, count_den, kind, stream_info = reduce_to_rows(
-            shards, spec, columns, normalizer, cluster=cluster, keys=list(dict.fromkeys([c for fam in by_families for c in fam] + ([within] if within else []))),
-            expressions=[g.text for g in parsed], engine=engine, ray_address=ray_address,
-            cache_dir=cache_dir, progress=progress,
-        )
         masks = [frame[f"__group{i}"].to_numpy(dtype=bool) for i in range(len(parsed))]
     if named is not None:
         column, wanted = named
@@ -418,6 +368,7 @@ def audit(
                 fix="name a group that exists, spelled as in the data",
             )
     cluster_codes, n_clusters = _cluster_codes(frame, cluster)
+    assert contrib is not None and kind is not None
     if not contrib.den.sum() > 0:
         raise InputError(
             f"the {spec.description} is undefined on this data: the denominator sums to zero "
@@ -437,7 +388,7 @@ def audit(
         )
 
     families = [_family_from_columns(frame, fam) for fam in by_families]
-    weight = np.ones(len(frame)) if count is None else count
+    weight = prepared.weight
     missing = {fam.name: int(weight[fam.codes < 0].sum()) for fam in families}
     for expr, mask in zip(parsed, masks):
         families.append(Family(expr.text, np.where(mask, 0, -1), [{"expression": expr.text}]))
@@ -539,57 +490,3 @@ def _families_from_by(by: Sequence[str | Sequence[str]] | str | None) -> list[li
         if cols not in families:
             families.append(cols)
     return families
-
-
-def _cluster_codes(frame: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, int]:
-    if cluster is None:
-        return np.arange(len(frame)), len(frame)
-    check_columns(frame, [cluster], role="cluster", option="--cluster")
-    series = frame[cluster]
-    if series.isna().any():
-        raise InputError(
-            f"the cluster column {cluster!r} has {int(series.isna().sum())} missing values",
-            fix="give every row its speaker (or person); rows of unknown speakers can each get a unique id",
-            rows=series.index[series.isna().to_numpy()].tolist(),
-        )
-    codes, uniques = pd.factorize(series, sort=False)
-    if len(uniques) < 2:
-        raise InputError(
-            f"the cluster column {cluster!r} has a single value ({uniques[0]!r}), so every row "
-            "comes from one cluster and there is nothing to resample",
-            fix="pass the column that identifies speakers (or persons), or leave --cluster out "
-            "if rows are independent",
-        )
-    return codes.astype(np.int64), len(uniques)
-
-
-def _family_from_columns(frame: pd.DataFrame, columns: list[str]) -> Family:
-    combined = np.zeros(len(frame), dtype=np.int64)
-    missing = np.zeros(len(frame), dtype=bool)
-    uniques_per_col = []
-    for column in columns:
-        codes, uniques = pd.factorize(frame[column], sort=True)
-        missing |= codes < 0
-        combined = combined * max(len(uniques), 1) + np.maximum(codes, 0)
-        uniques_per_col.append(uniques)
-    combined[missing] = -1
-    present, cell_codes = np.unique(combined[~missing], return_inverse=True)
-    codes = np.full(len(frame), -1, dtype=np.int64)
-    codes[~missing] = cell_codes
-    labels = []
-    sizes = [len(u) for u in uniques_per_col]
-    for key in present:
-        parts = []
-        for size in reversed(sizes):
-            key, r = divmod(int(key), size)
-            parts.append(r)
-        parts.reverse()
-        labels.append({c: _plain(u[i]) for c, u, i in zip(columns, uniques_per_col, parts)})
-    return Family(",".join(columns), codes, labels)
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly Python scalar."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

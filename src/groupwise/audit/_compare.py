@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from groupwise._errors import InputError
-from groupwise._io import check_columns, read_table, split_names
+from groupwise._io import check_columns, split_names
 from groupwise._validation import DEFAULTS
 from groupwise.audit._lastmile import LastMileResult, lastmile
 
@@ -92,11 +92,11 @@ def compare(
     >>> [g["group"]["accent"] for g in r.conditions[0]["groups"]]
     ['a', 'b']
     """
-    from groupwise.audit._stream import distinct_values, schema_frame, stream_source
+    from groupwise.audit._prepare import open_data
+    from groupwise.audit._stream import distinct_values
 
-    if isinstance(data, (list, tuple)) and len(data) == 1:
-        data = data[0]
-    shards = stream_source(data)
+    source = open_data(data, engine=engine)
+    shards = source.shards
     common = dict(
         by=split_names(by) if isinstance(by, str) else by, cluster=cluster, condition=condition,
         baseline=baseline, item=item, metric=metric, reference=reference, hypothesis=hypothesis, y_true=y_true,
@@ -105,7 +105,7 @@ def compare(
         allow_imputed=allow_imputed,
     )
     if shards is not None:
-        head = schema_frame(shards[0])
+        head = source.frame
         check_columns(head, [condition], role="condition", option="--condition")
         check_columns(head, [item], role="item", option="--item")
         systems = distinct_values(shards, condition)
@@ -120,7 +120,7 @@ def compare(
             shards, **common, engine=engine, ray_address=ray_address, cache_dir=cache_dir, progress=progress,
             _strict_pairing=not drop_unpaired,
         )
-    frame = read_table(data)
+    frame = source.frame
     check_columns(frame, [condition], role="condition", option="--condition")
     check_columns(frame, [item], role="item", option="--item")
     systems = list(dict.fromkeys(frame[condition].astype(str)))

@@ -31,10 +31,11 @@ import pandas as pd
 from scipy import stats as sstats
 
 from groupwise._errors import InputError
-from groupwise._io import check_columns, read_table, split_names
+from groupwise._io import check_columns, split_names
 from groupwise._validation import DEFAULTS, check_scalar
 from groupwise.audit._inference import CellSums, cell_sums, dispersion, value_interval
-from groupwise.audit._metrics import MetricColumns, contributions, get_metric
+from groupwise.audit._metrics import MetricColumns, get_metric
+from groupwise.audit._prepare import plain as _plain
 
 __all__ = ["coverage", "CoverageResult"]
 
@@ -200,12 +201,10 @@ def coverage(
     >>> [(c["cell"]["accent"], c["cell"]["noise"], c["status"]) for c in result.cells]
     [('a', 'x', 'ok'), ('a', 'y', 'ok'), ('b', 'x', 'ok'), ('b', 'y', 'empty')]
     """
-    from groupwise.audit._stream import reduce_to_rows, schema_frame, stream_source
+    from groupwise.audit._prepare import open_data, prepare
 
-    if isinstance(data, (list, tuple)) and len(data) == 1:
-        data = data[0]
-    shards = stream_source(data)
-    frame = read_table(data) if shards is None else schema_frame(shards[0])
+    source = open_data(data, engine=engine)
+    frame = source.frame
     dim_list = split_names(dims)
     if not dim_list:
         raise InputError("no dimensions were given", fix="pass --dims with one or more columns, e.g. --dims accent,noise")
@@ -226,31 +225,12 @@ def coverage(
         else:
             metric = None
     spec = get_metric(metric) if metric is not None else None
-    normalizer = None
-    if spec is not None and spec.name in ("wer", "cer"):
-        from groupwise.audit._text import parse_normalizer
-
-        normalizer = parse_normalizer(normalize)
-    columns = MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label)
-    count = None
-    stream_info = None
-    if shards is not None:
-        if cluster is None:
-            raise InputError(
-                "data in shards is reduced to sums per cluster, and no --cluster was given",
-                fix="pass --cluster with the speaker (or person) column, or pass one file that fits in memory",
-            )
-        check_columns(frame, [cluster], role="cluster", option="--cluster")
-        frame, contrib, count, _, kind, stream_info = reduce_to_rows(
-            shards, spec, columns, normalizer, cluster=cluster, keys=dim_list, engine=engine, ray_address=ray_address,
-            cache_dir=cache_dir, progress=progress,
-        )
-    elif spec is not None:
-        contrib = contributions(frame, spec, columns, normalizer=normalizer)
-        from groupwise.audit._audit import metric_kind
-
-        kind = metric_kind(spec.kind, contrib.num, contrib.den)
-    weight = np.ones(len(frame)) if count is None else count
+    prepared = prepare(
+        source, spec, MetricColumns(reference, hypothesis, y_true, y_pred, num, den, pos_label), normalize=normalize,
+        cluster=cluster, keys=dim_list, engine=engine, ray_address=ray_address, cache_dir=cache_dir, progress=progress,
+    )
+    frame, contrib, kind, stream_info = prepared.frame, prepared.contrib, prepared.kind, prepared.stream
+    weight = prepared.weight
     if cluster is not None:
         check_columns(frame, [cluster], role="cluster", option="--cluster")
         cluster_codes, _ = pd.factorize(frame[cluster])
@@ -291,6 +271,7 @@ def coverage(
     values = half = needed = None
     source: np.ndarray | None = None
     if spec is not None:
+        assert contrib is not None and kind is not None
         plan = _plan(
             key[keep], cluster_codes[keep], contrib.num[keep], contrib.den[keep], n_cells, n_clusters,
             target_half_width, confidence, min_clusters, kind, alpha,
@@ -518,5 +499,3 @@ def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

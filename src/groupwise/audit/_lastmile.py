@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from groupwise._errors import InputError
-from groupwise._io import check_columns, read_table, split_names
+from groupwise._io import check_columns, split_names
 from groupwise._validation import DEFAULTS, check_choice, check_scalar
-from groupwise.audit._metrics import MetricColumns, contributions, get_metric
+from groupwise.audit._metrics import MetricColumns, get_metric
 from groupwise._provenance import Provenance
 from groupwise.audit._result import format_value, group_label
 from groupwise.audit._inference import adjust, empirical_df, t_contrast, welch_df
@@ -304,12 +304,12 @@ def lastmile(
     -------
     LastMileResult
     """
-    from groupwise.audit._stream import distinct_values, reduce_to_rows, schema_frame, stream_source
+    from groupwise.audit._prepare import cluster_codes as get_cluster_codes
+    from groupwise.audit._prepare import family_from_columns, open_data, prepare
+    from groupwise.audit._stream import distinct_values
 
-    if isinstance(data, (list, tuple)) and len(data) == 1:
-        data = data[0]
-    shards = stream_source(data)
-    frame = read_table(data) if shards is None else schema_frame(shards[0])
+    source = open_data(data, engine=engine)
+    frame, shards = source.frame, source.shards
     spec = get_metric(metric)
     by_cols = split_names(by)
     if not by_cols:
@@ -346,32 +346,9 @@ def lastmile(
 
     item = item if item is not None else ("audio" if "audio" in frame.columns else None)
     dropped = 0
-    count = None
-    stream_info = None
-    normalizer = None
-    if spec.name in ("wer", "cer"):
-        from groupwise.audit._text import parse_normalizer
-
-        normalizer = parse_normalizer(normalize)
-    columns = MetricColumns(reference, hypothesis, y_true, y_pred, num, den)
-    if shards is not None:
-        if cluster is None:
-            raise InputError(
-                "data in shards is reduced to sums per speaker, and no cluster (--cluster) was given",
-                fix="pass the speaker (or person) column, or pass one file that fits in memory",
-            )
-        check_columns(frame, [cluster], role="cluster", option="--cluster")
-        if item is not None:
-            check_columns(frame, [item], role="item", option="--item")
-        frame, contrib, count, _, _, stream_info = reduce_to_rows(
-            shards, spec, columns, normalizer, cluster=cluster, keys=[*by_cols, condition], engine=engine,
-            ray_address=ray_address, cache_dir=cache_dir, progress=progress,
-            pairing=(item, condition, tuple(conditions), _strict_pairing) if item is not None else None,
-        )
-        dropped = int(stream_info.get("unpaired_items", 0))
-        frame[condition] = frame[condition].astype(str)
-    elif item is not None:
+    if item is not None:
         check_columns(frame, [item], role="item", option="--item")
+    if shards is None and item is not None:
         counts = frame.groupby(item, sort=False)[condition].nunique()
         complete = counts.index[counts == len(conditions)]
         keep = frame[item].isin(complete).to_numpy()
@@ -379,21 +356,27 @@ def lastmile(
         frame = frame.loc[keep]
         if frame.empty:
             raise InputError("no example is present under every condition", fix=f"check the {item!r} and {condition!r} columns")
-    if shards is None:
-        contrib = contributions(frame, spec, columns, normalizer=normalizer)
-    elif not len(frame) or not count.sum() > 0:
-        raise InputError("no example is present under every condition", fix=f"check the {item!r} and {condition!r} columns")
-    from groupwise.audit._audit import _cluster_codes, _family_from_columns
-
-    cluster_codes, n_clusters = _cluster_codes(frame, cluster)
-    fam = _family_from_columns(frame, by_cols)
+    prepared = prepare(
+        source, spec, MetricColumns(reference, hypothesis, y_true, y_pred, num, den), normalize=normalize,
+        cluster=cluster, keys=[*by_cols, condition], engine=engine, ray_address=ray_address, cache_dir=cache_dir,
+        progress=progress, frame=frame,
+        pairing=(item, condition, tuple(conditions), _strict_pairing) if item is not None else None,
+    )
+    frame, contrib, normalizer, stream_info = prepared.frame, prepared.contrib, prepared.normalizer, prepared.stream
+    assert contrib is not None
+    if shards is not None:
+        dropped = int(stream_info.get("unpaired_items", 0)) if stream_info else 0
+        if not len(frame) or not prepared.weight.sum() > 0:
+            raise InputError("no example is present under every condition", fix=f"check the {item!r} and {condition!r} columns")
+    cluster_codes, n_clusters = get_cluster_codes(frame, cluster)
+    fam = family_from_columns(frame, by_cols)
     k = len(fam.labels)
     cond_codes = pd.Categorical(frame[condition].astype(str), categories=[baseline, *others]).codes.astype(np.int64)
     num, den = contrib.num, contrib.den
     # One rule for rows without a group value: they count in the overall deltas and in no
     # group comparison (neither a group nor "the rest").
     labelled = fam.codes >= 0
-    weight = np.ones(num.size) if count is None else count  # examples behind each row
+    weight = prepared.weight  # examples behind each row
     out_conditions = []
     delta_p: list[float] = []
     inter_p: list[float] = []
