@@ -245,6 +245,19 @@ def model_variance(kind: str, rate: np.ndarray, D: np.ndarray, xbar: np.ndarray,
         return np.where(D > 0, phi * design_effect(kind, rate, xbar, disp) / np.where(D > 0, D, 1.0), np.nan)
 
 
+def value_se(kind: str, s: CellSums, disp: float) -> np.ndarray:
+    """Standard error of each cell's ratio: the CR2 cluster-robust variance, never below the
+    count model's at the cell's own rate (so a cell without errors still has one).
+
+    With :meth:`CellSums.df` this is what a comparison of two independent measurements of
+    the same cell needs (a service card's diff between versions).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v_rob = np.where(s.D > 0, s.ee * s.leverage / np.where(s.D > 0, s.D, 1.0) ** 2, np.nan)
+        v = np.fmax(v_rob, model_variance(kind, np.nan_to_num(s.R), s.D, s.xbar, disp))
+    return np.sqrt(v)
+
+
 def value_interval(
     kind: str, s: CellSums, disp: float, confidence: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

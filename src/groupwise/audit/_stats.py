@@ -44,6 +44,7 @@ from groupwise.audit._inference import (
     holm,
     t_contrast,
     value_interval,
+    value_se,
     welch_df,
 )
 
@@ -181,8 +182,9 @@ def analyse(
         sufficient = (s.clusters >= min_clusters) & (s.n_den >= min_examples) & (s.D > 0)
         if inference:
             low, high, _ = value_interval(kind, s, disp, confidence)
+            se_value, df_value = value_se(kind, s, disp), s.df()
         else:
-            low = high = np.full(k, np.nan)
+            low = high = se_value = df_value = np.full(k, np.nan)
         role = None
         if isinstance(compare, tuple):
             out, role = _named(
@@ -246,7 +248,8 @@ def analyse(
             )
         pending.append(
             {"start": len(groups) - k, "k": k, "s": s, "sufficient": sufficient, "tested": tested, "mirror": mirror,
-             "low": low, "high": high, "test_name": test_name, "role": role, **out}
+             "low": low, "high": high, "se_value": se_value, "df_value": df_value, "test_name": test_name, "role": role,
+             **out}
         )
 
     # One correction across every test of the run.
@@ -300,6 +303,8 @@ def analyse(
                     "value": _none(s.R[j]),
                     "ci_low": _none(block["low"][j]) if show_ci else None,
                     "ci_high": _none(block["high"][j]) if show_ci else None,
+                    "se_value": _none(block["se_value"][j]) if show_ci else None,
+                    "df_value": _none(round(float(block["df_value"][j]), 2)) if show_ci else None,
                     "reference_value": _none(block["ref"][j]),
                     "gap": _none(gap) if status != "undefined" else None,
                     "gap_ci_low": _none(block["gap_low"][j]) if tested else None,
