@@ -385,3 +385,22 @@ def test_cli_compare_of_shards(paired, tmp_path):
     assert out.returncode == 0, out.stderr
     got = json.loads((tmp_path / "c.json").read_text())
     assert got["settings"]["stream"]["shards"] == 3
+
+
+def test_hive_partitioned_folders_as_spark_and_pyarrow_write_them(table, tmp_path):
+    folder = tmp_path / "hive"
+    table.to_parquet(folder, partition_cols=["noise", "system"])  # noise=clean/system=a/....parquet
+    (folder / "_SUCCESS").write_text("")
+    (folder / "_temporary").mkdir()
+    table.iloc[:50].to_parquet(folder / "_temporary" / "half-written.parquet")  # not data
+    (folder / ".hidden.parquet").write_bytes(b"not parquet")
+    back = pd.read_parquet(folder).astype({"noise": str, "system": str})  # pyarrow's own reading, as text
+    kwargs = {"by": ["accent", "noise", "accent,noise"], "within": "system", "cluster": "speaker"}
+    got = audit(folder, cache_dir=False, **kwargs)
+    pd.testing.assert_frame_equal(audit(back, **kwargs).to_frame(), got.to_frame())
+    assert got.settings["stream"]["shards"] == 6 and got.settings["stream"]["examples"] == len(table)
+
+
+def test_hive_keys_of_whole_numbers_are_integers(tmp_path):
+    parts = _stream.hive_partitions([Path("e/year=2024/site=a%2Fb/x.parquet"), Path("e/year=__HIVE_DEFAULT_PARTITION__/site=c/y.parquet")])
+    assert parts == [{"year": 2024, "site": "a/b"}, {"year": None, "site": "c"}]

@@ -15,6 +15,7 @@ reduced before are kept in the cache for the rerun.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -47,13 +48,11 @@ class _Reducer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from groupwise.audit._stream import _to_bytes, reduce_shard
 
-        import json
-
         out: dict[str, list[Any]] = {"index": [], "data": [], "error": [], "fix": [], "rows": []}
-        for index, path in zip(batch["index"].tolist(), batch["path"].tolist()):
+        for index, path, folders in zip(batch["index"].tolist(), batch["path"].tolist(), batch["partitions"].tolist()):
             data, error, fix, rows = b"", "", "", "[]"
             try:
-                data = _to_bytes(reduce_shard(Path(path), self.plan))
+                data = _to_bytes(reduce_shard(Path(path), self.plan, partitions=json.loads(folders)))
             except GroupwiseError as exc:  # the user's data: reported on the driver, not retried
                 error, fix, rows = exc.problem, exc.fix, json.dumps([int(r) for r in exc.rows[:1000]])
             out["index"].append(int(index))
@@ -111,7 +110,8 @@ def _connect(ray: Any, address: str | None) -> None:
 
 
 def reduce_on_ray(
-    paths: Sequence[Path], indices: Sequence[int], plan: Any, *, address: str | None = None
+    paths: Sequence[Path], indices: Sequence[int], plan: Any, *, address: str | None = None,
+    partitions: Sequence[dict[str, Any]] | None = None,
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Reduce ``paths`` on Ray; yield ``(index, reduced table)`` as each shard finishes."""
     from groupwise.audit._stream import _from_bytes
@@ -124,7 +124,9 @@ def reduce_on_ray(
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    items = [{"index": int(i), "path": str(Path(p).resolve())} for i, p in zip(indices, paths)]
+    folders = list(partitions) if partitions is not None else [{} for _ in paths]
+    items = [{"index": int(i), "path": str(Path(p).resolve()), "partitions": json.dumps(f)}
+             for i, p, f in zip(indices, paths, folders)]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     mapped = ds.map_batches(_Reducer(plan), batch_size=1, batch_format="numpy", num_cpus=1)
     errors: list[tuple[int, str, str]] = []
@@ -147,8 +149,6 @@ def reduce_on_ray(
             "kept in the cache and are not read again",
         ) from None
     if errors:
-        import json
-
         index, problem, fix, rows = min(errors)
         raise InputError(problem, fix=fix, rows=json.loads(rows))
 

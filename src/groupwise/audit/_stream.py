@@ -78,7 +78,13 @@ def stream_source(data: Any) -> list[Path] | None:
     text = os.fspath(data)
     path = Path(text)
     if path.is_dir():
-        shards = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+        # As Spark, Hive and pyarrow do: paths below the folder that start with "." or "_"
+        # (_temporary/, .part-0.parquet.crc, _SUCCESS) are not data.
+        shards = sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES
+            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+        )
         if not shards:
             raise InputError(
                 f"the folder {text!r} holds no Parquet files (.parquet or .pq)",
@@ -97,6 +103,45 @@ def stream_source(data: Any) -> list[Path] | None:
             _check_shard_path(p)
         return matched
     return None
+
+
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _hive_parts(path: Path) -> dict[str, str | None]:
+    """``key=value`` folders directly above a shard (``eval/accent=us/noise=hum/part-0.parquet``)."""
+    from urllib.parse import unquote
+
+    found: dict[str, str | None] = {}
+    for folder in reversed(path.parent.parts):
+        key, sep, value = folder.partition("=")
+        if not sep or not key or key.startswith((".", "_")):
+            break
+        found.setdefault(unquote(key), None if value == _HIVE_NULL else unquote(value))
+    return dict(reversed(list(found.items())))
+
+
+def hive_partitions(shards: Sequence[Path]) -> list[dict[str, Any]]:
+    """The partition columns of each shard from Hive-style folders, typed as pyarrow types them.
+
+    A key whose every value is a whole number becomes an integer column, any other a text
+    column, as :func:`pyarrow.dataset.partitioning` infers them. A column stored in the file
+    itself wins over a folder of the same name.
+
+    Examples
+    --------
+    >>> hive_partitions([Path("e/year=2024/accent=us/a.parquet"), Path("e/year=2025/accent=uk/b.parquet")])
+    [{'year': 2024, 'accent': 'us'}, {'year': 2025, 'accent': 'uk'}]
+    """
+    raw = [_hive_parts(p) for p in shards]
+    keys = list(dict.fromkeys(k for r in raw for k in r))
+    whole = {k: all(v is None or _is_int(v) for r in raw if k in r for v in [r[k]]) for k in keys}
+    return [{k: (int(v) if whole[k] and v is not None else v) for k, v in r.items()} for r in raw]
+
+
+def _is_int(text: str) -> bool:
+    body = text[1:] if text[:1] in "+-" else text
+    return body.isdigit() and body.isascii()
 
 
 def _check_shard_path(path: Path) -> None:
@@ -234,11 +279,12 @@ def _combine(parts: Sequence[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
 # Shards: schema checks, reading, caching.
 
 
-def check_schemas(shards: Sequence[Path], needed: Sequence[str]) -> None:
-    """Every shard readable, with every needed column, of the first shard's types."""
+def check_schemas(shards: Sequence[Path], needed: Sequence[str], partitions: Sequence[dict[str, Any]] | None = None) -> None:
+    """Every shard readable, with every needed column (in the file or its folders), of the first shard's types."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    parts = list(partitions) if partitions is not None else hive_partitions(shards)
     first: dict[str, Any] = {}
     for i, path in enumerate(shards):
         try:
@@ -246,19 +292,19 @@ def check_schemas(shards: Sequence[Path], needed: Sequence[str]) -> None:
         except (pa.ArrowException, OSError) as exc:
             raise _corrupt(path, exc) from None
         names = set(schema.names)
-        missing = [c for c in needed if c not in names]
+        missing = [c for c in needed if c not in names and c not in parts[i]]
         if missing:
             listed = ", ".join(sorted(schema.names)[:30])
             raise InputError(
                 f"the shard {str(path)!r} has no column {', '.join(map(repr, missing))} (it has {listed})",
                 fix="give every shard the same columns, or name the right column with its option",
             )
-        types = {c: schema.field(c).type for c in needed}
+        types = {c: schema.field(c).type for c in needed if c in names}
         if i == 0:
             first = types
             continue
         for c in needed:
-            if not _compatible(first[c], types[c]):
+            if c in first and c in types and not _compatible(first[c], types[c]):
                 raise InputError(
                     f"the shard {str(path)!r} stores the column {c!r} as {types[c]}, but {str(shards[0])!r} "
                     f"stores it as {first[c]}",
@@ -294,19 +340,33 @@ def _to_pandas(table: Any) -> pd.DataFrame:
     return arrow_table_to_pandas(table)
 
 
-def reduce_shard(path: Path, plan: ReducePlan, *, on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
-    """Read a shard batch by batch and reduce it; errors name the shard and its rows."""
+def reduce_shard(
+    path: Path, plan: ReducePlan, *, partitions: dict[str, Any] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Read a shard batch by batch and reduce it; errors name the shard and its rows.
+
+    ``partitions`` are the shard's Hive folder columns (:func:`hive_partitions`), added to
+    every batch where the file lacks them.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     parts: list[pd.DataFrame] = []
     offset = 0
+    if partitions is None:
+        partitions = hive_partitions([path])[0]
     try:
         handle = pq.ParquetFile(path)
-        paired, unpaired = (None, 0) if plan.pairing is None else _paired_items(handle, path, plan.pairing)
-        batches = handle.iter_batches(batch_size=plan.batch_rows, columns=plan.read_columns())
+        in_file = set(handle.schema_arrow.names)
+        folder_cols = {k: v for k, v in partitions.items() if k not in in_file}
+        paired, unpaired = (None, 0) if plan.pairing is None else _paired_items(handle, path, plan.pairing, folder_cols)
+        columns = [c for c in plan.read_columns() if c in in_file]
+        batches = handle.iter_batches(batch_size=plan.batch_rows, columns=columns)
         for batch in batches:
             frame = _to_pandas(pa.Table.from_batches([batch]))
+            for key, value in folder_cols.items():
+                frame[key] = value
             frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
             if paired is not None:
@@ -331,14 +391,19 @@ def reduce_shard(path: Path, plan: ReducePlan, *, on_batch: Callable[[int], None
     return _canonical(out)
 
 
-def _paired_items(handle: Any, path: Path, pairing: tuple[str, str, tuple[str, ...], bool]) -> tuple[pd.Index, int]:
+def _paired_items(
+    handle: Any, path: Path, pairing: tuple[str, str, tuple[str, ...], bool], folder_cols: dict[str, Any]
+) -> tuple[pd.Index, int]:
     """The shard's items present under every condition, and the number of the others.
 
     Pairs are made within a shard: an item whose rows are spread over several shards counts
     as unpaired in each (an error when ``strict``), never as paired by mistake.
     """
     item, condition, conditions, strict = pairing
-    table = _to_pandas(handle.read(columns=[item, condition]))
+    table = _to_pandas(handle.read(columns=[c for c in (item, condition) if c not in folder_cols]))
+    for key, value in folder_cols.items():
+        if key in (item, condition):
+            table[key] = value
     cond = table[condition].astype(str)
     table = table.loc[cond.isin(conditions).to_numpy()]
     if strict:
@@ -557,7 +622,8 @@ def reduce_shards(
 ) -> Reduced:
     """Reduce every shard (from the cache where it is there) and put them together in order."""
     started = time.perf_counter()
-    check_schemas(shards, plan.read_columns())
+    partitions = hive_partitions(shards)
+    check_schemas(shards, plan.read_columns(), partitions)
     cache = _Cache(cache_dir)
     keys = [_shard_key(p, plan) for p in shards]
     parts = _Accumulator(plan.key_columns)
@@ -573,7 +639,8 @@ def reduce_shards(
     todo = [i for i in range(len(shards)) if i not in done]
     if engine == "local":
         for i in todo:
-            frame = reduce_shard(shards[i], plan, on_batch=progress.batch if progress is not None else None)
+            frame = reduce_shard(shards[i], plan, partitions=partitions[i],
+                                 on_batch=progress.batch if progress is not None else None)
             cache.put(keys[i], frame)
             parts.add(i, frame)
             if progress is not None:
@@ -581,7 +648,8 @@ def reduce_shards(
     elif engine == "ray":
         from groupwise.audit._ray import reduce_on_ray
 
-        for i, frame in reduce_on_ray([shards[i] for i in todo], todo, plan, address=ray_address):
+        for i, frame in reduce_on_ray([shards[i] for i in todo], todo, plan, address=ray_address,
+                                      partitions=[partitions[i] for i in todo]):
             cache.put(keys[i], frame)
             parts.add(i, frame)
             if progress is not None:
@@ -607,15 +675,15 @@ def reduce_shards(
 
 
 def schema_frame(path: Path) -> pd.DataFrame:
-    """An empty frame with the first shard's columns, to check options before any reading."""
+    """An empty frame with the shard's columns (its Hive folder columns too), to check options before any reading."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        names = pq.read_schema(path).names
+        names = [str(n) for n in pq.read_schema(path).names if not str(n).startswith("__index_level_")]
     except (pa.ArrowException, OSError) as exc:
         raise _corrupt(path, exc) from None
-    return pd.DataFrame(columns=[str(n) for n in names if not str(n).startswith("__index_level_")])
+    return pd.DataFrame(columns=list(dict.fromkeys([*names, *_hive_parts(path)])))
 
 
 def reduce_to_rows(
@@ -656,8 +724,11 @@ def distinct_values(shards: Sequence[Path], column: str) -> list[str]:
     import pyarrow.parquet as pq
 
     seen: dict[str, None] = {}
-    for path in shards:
+    for path, folders in zip(shards, hive_partitions(shards)):
         try:
+            if column not in pq.read_schema(path).names and column in folders:
+                seen.setdefault(str(folders[column]), None)
+                continue
             values = pq.read_table(path, columns=[column]).column(0)
         except (pa.ArrowException, OSError) as exc:
             raise _corrupt(path, exc) from None
