@@ -167,38 +167,57 @@ def test_reduction_folds_shards_in_order():
 
 
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``groupwise audit ARGS`` as a real process."""
     return subprocess.run(
         [sys.executable, "-m", "groupwise", "audit", *args], capture_output=True, text=True, timeout=600,
         env={**os.environ, "CI": "true", **(env or {})},
     )
 
 
-def test_cli_bad_shards(table, tmp_path):
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """The command line's entry point in this process (what the program runs, without its start-up)."""
+    from groupwise.cli import main
+
+    monkeypatch.setenv("CI", "true")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["groupwise", *args])
+        with pytest.raises(SystemExit) as info:
+            main()
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, info.value.code or 0, out.out, out.err)
+
+    return run
+
+
+def test_cli_bad_shards(table, tmp_path, cli):
     folder = tmp_path / "data"
     folder.mkdir()
     table.iloc[:3000].to_parquet(folder / "a.parquet")
     other = table.iloc[3000:].copy()
     other["accent"] = other["accent"].map({"us": 1, "uk": 2, "in": 3, "ng": 4})
     other.to_parquet(folder / "b.parquet")
-    out = _run_cli(str(folder), "--by", "accent", "--cluster", "speaker", "--no-cache")
+    out = cli("audit", str(folder), "--by", "accent", "--cluster", "speaker", "--no-cache")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "b.parquet" in out.stderr and "'accent'" in out.stderr and "int64" in out.stderr
 
     table.iloc[3000:].drop(columns=["noise"]).to_parquet(folder / "b.parquet")
-    out = _run_cli(str(folder), "--by", "noise", "--cluster", "speaker", "--no-cache")
+    out = cli("audit", str(folder), "--by", "noise", "--cluster", "speaker", "--no-cache")
     assert out.returncode == 2 and "b.parquet" in out.stderr and "no column 'noise'" in out.stderr
 
-    (folder / "b.parquet").write_bytes((folder / "a.parquet").read_bytes()[:500])
-    out = _run_cli(str(folder), "--by", "accent", "--cluster", "speaker", "--no-cache")
-    assert out.returncode == 2 and "b.parquet" in out.stderr and "truncated or corrupt" in out.stderr
-    assert "Traceback" not in out.stderr
-
-    out = _run_cli(str(tmp_path / "nothing" / "*.parquet"), "--by", "accent", "--cluster", "speaker")
+    out = cli("audit", str(tmp_path / "nothing" / "*.parquet"), "--by", "accent", "--cluster", "speaker")
     assert out.returncode == 2 and "matches no file" in out.stderr
 
     (tmp_path / "empty").mkdir()
-    out = _run_cli(str(tmp_path / "empty"), "--by", "accent", "--cluster", "speaker")
+    out = cli("audit", str(tmp_path / "empty"), "--by", "accent", "--cluster", "speaker")
     assert out.returncode == 2 and "holds no Parquet files" in out.stderr
+
+    # As a real process: one paragraph on standard error, exit status 2, no traceback.
+    (folder / "b.parquet").write_bytes((folder / "a.parquet").read_bytes()[:500])
+    out = _run_cli(str(folder), "--by", "accent", "--cluster", "speaker", "--no-cache")
+    assert out.returncode == 2 and "b.parquet" in out.stderr and "truncated or corrupt" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
 
 
 def test_cli_several_files_json_and_quiet(table, shards, tmp_path):
@@ -311,12 +330,9 @@ def test_coverage_of_shards_equals_in_memory(table, shards, metric):
         coverage(shards, dims="accent", metric=metric)
 
 
-def test_cli_coverage_of_a_glob(shards, tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "groupwise", "coverage", str(shards / "*.parquet"), "--dims", "accent,noise",
-         "--cluster", "speaker", "--no-cache", "--json", str(tmp_path / "c.json")],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "true"},
-    )
+def test_cli_coverage_of_a_glob(shards, tmp_path, cli):
+    out = cli("coverage", str(shards / "*.parquet"), "--dims", "accent,noise", "--cluster", "speaker", "--no-cache",
+              "--json", str(tmp_path / "c.json"))
     assert out.returncode == 0, out.stderr
     cells = json.loads((tmp_path / "c.json").read_text())["cells"]
     assert len(cells) == 12 and sum(c["n"] for c in cells) == 6000
@@ -374,14 +390,11 @@ def test_paired_shards_pair_items_within_a_shard(paired, tmp_path):
     pd.testing.assert_frame_equal(compare(kept, **PAIRED).to_frame(), dropped.to_frame())
 
 
-def test_cli_compare_of_shards(paired, tmp_path):
+def test_cli_compare_of_shards(paired, tmp_path, cli):
     _, folder = paired
-    out = subprocess.run(
-        [sys.executable, "-m", "groupwise", "compare", str(folder), "--condition", "system", "--baseline", "a",
-         "--by", "accent", "--cluster", "spk", "--item", "utt", "--metric", "ratio", "--num", "errors", "--den",
-         "words", "--no-cache", "--json", str(tmp_path / "c.json")],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "true"},
-    )
+    out = cli("compare", str(folder), "--condition", "system", "--baseline", "a", "--by", "accent", "--cluster", "spk",
+              "--item", "utt", "--metric", "ratio", "--num", "errors", "--den", "words", "--no-cache",
+              "--json", str(tmp_path / "c.json"))
     assert out.returncode == 0, out.stderr
     got = json.loads((tmp_path / "c.json").read_text())
     assert got["settings"]["stream"]["shards"] == 3
