@@ -12,6 +12,22 @@ from groupwise._example import speech_example
 
 
 @pytest.fixture(scope="session")
+def forked_cli():
+    """Runs ``groupwise`` command lines as processes forked from one warm interpreter.
+
+    For tests that run many command lines (the README's examples): see forked_cli.py.
+    The CLI's own tests (test_cli.py and the speech and card command tests) start
+    ``python -m groupwise.cli`` afresh.
+    """
+    import os
+
+    from forked_cli import ForkedCli
+
+    with ForkedCli({**os.environ}) as cli:
+        yield cli
+
+
+@pytest.fixture(scope="session")
 def speech_df():
     """A small simulated ASR table with 14 accents, 3 noises and 280 speakers."""
     return speech_example(4000, n_speakers=280, seed=3)

@@ -7,7 +7,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +28,12 @@ def _section() -> str:
     return "\n".join(out)
 
 
-def test_card_examples_run(v1, tmp_path, monkeypatch):
-    """The section's blocks, in order, from the files the README's earlier examples write."""
+def test_card_examples_run(v1, tmp_path, monkeypatch, forked_cli):
+    """The section's blocks, in order, from the files the README's earlier examples write.
+
+    ``groupwise`` lines run as processes forked from a warm interpreter (tests/forked_cli.py);
+    the card tests of test_build.py and test_diff.py start the program afresh.
+    """
     import groupwise
 
     df = groupwise.speech_example(6000, n_speakers=240, seed=0).drop(columns=["true_rate"])
@@ -50,7 +53,7 @@ def test_card_examples_run(v1, tmp_path, monkeypatch):
         for line in body.strip().splitlines():
             argv = shlex.split(line)
             if argv[0] == "groupwise":
-                res = subprocess.run([sys.executable, "-m", "groupwise.cli", *argv[1:]], capture_output=True, text=True, env=env, timeout=600)
+                res = forked_cli.run(argv[1:], cwd=tmp_path, env=env)
             else:
                 res = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
             assert res.returncode == 0, f"{line}\n{res.stdout}\n{res.stderr}"

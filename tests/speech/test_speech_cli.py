@@ -13,8 +13,16 @@ import pytest
 EXE = [sys.executable, "-m", "groupwise.cli"]
 
 
-def run(*args, cwd):
+def run(*args, cwd, cli=None):
+    """``groupwise ARGS`` in ``cwd``: a fresh ``python -m groupwise.cli``, or a process forked by ``cli``.
+
+    The pipeline and the commands run on its output start the program afresh; the tests
+    of bad input run many command lines and fork them from a warm interpreter (conftest's
+    forked_cli), each still its own process with its own exit status and output.
+    """
     env = {**os.environ, "COLUMNS": "150", "GROUPWISE_CACHE": str(cwd / "cache")}
+    if cli is not None:
+        return cli.run(list(map(str, args)), cwd=cwd, env=env)
     return subprocess.run([*EXE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
@@ -80,18 +88,18 @@ def test_audit_and_lastmile_on_transcripts(pipeline):
     assert "overall" in out.stdout
 
 
-def test_bad_audio_is_listed_and_skippable(pipeline, tmp_path):
+def test_bad_audio_is_listed_and_skippable(pipeline, tmp_path, forked_cli):
     manifest = pd.read_csv(pipeline / "corpus" / "manifest.csv").head(4)
     manifest["audio"] = [str(pipeline / "corpus" / a) for a in manifest.audio]
     manifest.loc[1, "audio"] = str(tmp_path / "missing.wav")
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF1234WAVEjunk")
     manifest.loc[2, "audio"] = str(tmp_path / "corrupt.wav")
     manifest.to_csv(tmp_path / "m.csv", index=False)
-    out = run("transcribe", tmp_path / "m.csv", "-o", tmp_path / "h.csv", cwd=pipeline)
+    out = run("transcribe", tmp_path / "m.csv", "-o", tmp_path / "h.csv", cwd=pipeline, cli=forked_cli)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     text = " ".join(out.stderr.split())
     assert "missing.wav" in text and "corrupt.wav" in text and "row 1" in text and "row 2" in text
-    out = run("transcribe", tmp_path / "m.csv", "--skip-bad-audio", "-o", tmp_path / "h.csv", cwd=pipeline)
+    out = run("transcribe", tmp_path / "m.csv", "--skip-bad-audio", "-o", tmp_path / "h.csv", cwd=pipeline, cli=forked_cli)
     assert out.returncode == 0, out.stderr
     assert len(pd.read_csv(tmp_path / "h.csv")) == 2
     assert "skipped" in out.stdout
@@ -107,31 +115,31 @@ def test_bad_audio_is_listed_and_skippable(pipeline, tmp_path):
         (["--text-column-does-not-exist"], "No such option"),
     ],
 )
-def test_bad_options(pipeline, args, message):
-    out = run("transcribe", "corpus/manifest.csv", *args, "-o", "x.parquet", cwd=pipeline)
+def test_bad_options(pipeline, args, message, forked_cli):
+    out = run("transcribe", "corpus/manifest.csv", *args, "-o", "x.parquet", cwd=pipeline, cli=forked_cli)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert message in " ".join(out.stderr.split())
 
 
-def test_column_options_and_a_transcript_in_the_wrong_column(pipeline, tmp_path):
+def test_column_options_and_a_transcript_in_the_wrong_column(pipeline, tmp_path, forked_cli):
     manifest = pd.read_csv(pipeline / "corpus" / "manifest.csv").head(2)
     manifest["audio"] = [str(pipeline / "corpus" / a) for a in manifest.audio]
     manifest = manifest.rename(columns={"text": "words", "audio": "wav_file"})
     manifest.to_csv(tmp_path / "m.csv", index=False)
-    out = run("transcribe", tmp_path / "m.csv", "-o", tmp_path / "h.csv", cwd=pipeline)
+    out = run("transcribe", tmp_path / "m.csv", "-o", tmp_path / "h.csv", cwd=pipeline, cli=forked_cli)
     assert out.returncode == 2
     text = " ".join(out.stderr.split())
     assert "no audio path column" in text and "--audio-column" in text and "wav_file" in text
-    out = run("transcribe", tmp_path / "m.csv", "--audio-column", "wav_file", "--text-column", "wordz", "-o", tmp_path / "h.csv", cwd=pipeline)
+    out = run("transcribe", tmp_path / "m.csv", "--audio-column", "wav_file", "--text-column", "wordz", "-o", tmp_path / "h.csv", cwd=pipeline, cli=forked_cli)
     assert out.returncode == 2 and "transcript column 'wordz'" in " ".join(out.stderr.split())
-    out = run("transcribe", tmp_path / "m.csv", "--audio-column", "wav_file", "--text-column", "words", "-o", tmp_path / "h.csv", cwd=pipeline)
+    out = run("transcribe", tmp_path / "m.csv", "--audio-column", "wav_file", "--text-column", "words", "-o", tmp_path / "h.csv", cwd=pipeline, cli=forked_cli)
     assert out.returncode == 0, out.stderr
     assert pd.read_csv(tmp_path / "h.csv").reference.tolist() == manifest.words.tolist()
 
 
-def test_an_accent_that_speaks_english_is_refused(tmp_path):
-    out = run("corpus", "synth", "c", "--accents", "en-us,hi,zh", "--speakers", "1", "--utterances", "2", cwd=tmp_path)
+def test_an_accent_that_speaks_english_is_refused(tmp_path, forked_cli):
+    out = run("corpus", "synth", "c", "--accents", "en-us,hi,zh", "--speakers", "1", "--utterances", "2", cwd=tmp_path, cli=forked_cli)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     message = " ".join(out.stderr.split())
     assert "not a non-native accent" in message and "hi reads 100% of the words" in message
