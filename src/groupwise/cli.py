@@ -121,7 +121,6 @@ def audit(
 
     Sharded: [bold]groupwise audit 'eval/*.parquet' --by accent --cluster speaker --engine ray[/]
     """
-    from groupwise.audit._stream import progress_enabled
 
     from groupwise.audit._audit import audit as run_audit
     from groupwise._provenance import Provenance, load_schema, parse_assignments
@@ -406,6 +405,7 @@ def transcribe(
     condition: Annotated[Optional[list[str]], typer.Option("--condition", help="Last-mile condition, e.g. 'hum:freq=1200,harmonics=3,snr=5'. Repeatable; baseline is always included.")] = None,
     workers: Annotated[int, typer.Option(help="Processes (or Ray tasks).")] = 1,
     engine: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    ray_address: _RayAddress = None,
     cache: Annotated[Optional[Path], typer.Option(help="Cache directory (default ~/.cache/groupwise or $GROUPWISE_CACHE).")] = None,
     skip_bad_audio: Annotated[bool, typer.Option("--skip-bad-audio", help="Leave out rows whose audio cannot be read (reported) instead of stopping.")] = False,
     audio_column: Annotated[Optional[str], typer.Option("--audio-column", help="Manifest column with audio paths (found automatically: audio, path, file_name, ...).")] = None,
@@ -429,7 +429,7 @@ def transcribe(
     result = run(
         frame, backend=asr, backend_options=_transcribe_options(asr, lm, option),
         conditions=["baseline", *[c for c in (condition or []) if c != "baseline"]], seed=seed, workers=workers,
-        cache=cache, engine=engine, on_error=on_problem,  # type: ignore[arg-type]
+        cache=cache, engine=engine, on_error=on_problem, ray_address=ray_address,  # type: ignore[arg-type]
     )
     write_table(result, out)
     console.print(f"Wrote {len(result):,} transcripts to {out}")

@@ -294,8 +294,12 @@ def test_ray_engine_gives_the_local_numbers(table, shards, tmp_path, ray_cluster
     pd.testing.assert_frame_equal(local.to_frame(), on_ray.to_frame())
     assert on_ray.settings["stream"]["engine"] == "ray"
     assert len(list((tmp_path / "cache").glob("*.sums"))) == 4
-    # The workers ran on the cluster: both of its CPUs were there for the batch maps.
-    assert ray.cluster_resources().get("CPU") == 2
+    assert not ray.is_initialized()  # the connection made for the run ended with it
+    # A connection the caller made is used and kept; the cluster has its two CPUs.
+    ray.init(address=ray_cluster, log_to_driver=False)
+    again = audit(shards, engine="ray", cache_dir=False, **kwargs)
+    pd.testing.assert_frame_equal(local.to_frame(), again.to_frame())
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
     # A data error inside a worker is one paragraph naming the shard, as on the local engine.
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -26,7 +26,7 @@ import pandas as pd
 
 from groupwise._errors import GroupwiseError, InputError
 
-__all__ = ["reduce_on_ray"]
+__all__ = ["reduce_on_ray", "connect"]
 
 
 def _import_ray() -> Any:
@@ -89,9 +89,17 @@ def _probe(address: str) -> None:
         raise _unreachable(address, f"at {address!r}", f"nothing answers on {host}:{port} ({exc.strerror or exc})") from None
 
 
-def _connect(ray: Any, address: str | None) -> None:
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+    """Join the Ray cluster at ``address``, or start a local Ray (``num_cpus`` CPUs, default all).
+
+    Nothing happens when this process is already connected. Returns whether a connection
+    was made here (the caller then shuts it down when done, as the transcription does). An
+    address whose port does not answer, or a cluster that refuses this driver, is an
+    :class:`InputError` with the fix.
+    """
+    ray = _import_ray()
     if ray.is_initialized():
-        return
+        return False
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address:
         _probe(address)
@@ -99,7 +107,7 @@ def _connect(ray: Any, address: str | None) -> None:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(include_dashboard=False, **quiet)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError and its own
         where = f"at {address!r}" if address else "on this machine"
         reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
@@ -107,6 +115,7 @@ def _connect(ray: Any, address: str | None) -> None:
         if cause is not None and "auth" in str(cause).lower():
             reason += " (the cluster refused this driver's authentication token)"
         raise _unreachable(address, where, reason) from None
+    return True
 
 
 def reduce_on_ray(
@@ -114,12 +123,23 @@ def reduce_on_ray(
     partitions: Sequence[dict[str, Any]] | None = None,
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """Reduce ``paths`` on Ray; yield ``(index, reduced table)`` as each shard finishes."""
-    from groupwise.audit._stream import _from_bytes
 
     if not paths:
         return
     ray = _import_ray()
-    _connect(ray, address)
+    started = connect(address)
+    try:
+        yield from _reduce(ray, paths, indices, plan, partitions)
+    finally:
+        if started:  # a Ray started for this run stops with it; one the caller started stays
+            ray.shutdown()
+
+
+def _reduce(
+    ray: Any, paths: Sequence[Path], indices: Sequence[int], plan: Any, partitions: Sequence[dict[str, Any]] | None
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    from groupwise.audit._stream import _from_bytes
+
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False

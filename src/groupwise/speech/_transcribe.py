@@ -427,6 +427,7 @@ def transcribe(
     engine: Literal["local", "ray"] = "local",
     on_error: Literal["fail", "skip"] = "fail",
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> pd.DataFrame:
     """Transcribe every audio file of ``manifest`` under every condition.
 
@@ -448,8 +449,12 @@ def transcribe(
         A cache directory (or ``.sqlite`` file); None for the default
         (:func:`default_cache_dir`), False for no cache.
     engine : {"local", "ray"}
-        ``"ray"`` runs the work as tasks on Ray (started locally with ``workers`` CPUs
-        when not already initialised).
+        ``"ray"`` runs the work as tasks on Ray: on the cluster at ``ray_address``, or on a
+        local Ray started with ``workers`` CPUs when this process is not connected to one
+        (a Ray started here is shut down at the end, as the audit's Ray engine does).
+    ray_address : str, optional
+        An existing Ray cluster (``"auto"``, ``"HEAD:6379"``, ``"ray://HEAD:10001"``); its
+        nodes need groupwise, the recogniser's model and the audio under the same paths.
     on_error : {"fail", "skip"}
         What to do with unusable audio and failed recognitions: raise one error listing
         them, or give those rows an ``error`` and no hypothesis.
@@ -552,6 +557,7 @@ def transcribe(
                 _execute(
                     todo, recogniser, backend, options, workers=workers, engine=engine, store=store,
                     cache_path=cache_path, stop_on_error=on_error == "fail", results=results, bar=bar,
+                    ray_address=ray_address,
                 )  # fmt: skip
             failures = [o for o in results.values() if o.error is not None]
             rows_of: dict[str, list[Any]] = {}
@@ -678,6 +684,7 @@ def _execute(
     stop_on_error: bool,
     results: dict[str, _Outcome],
     bar: _Progress,
+    ray_address: str | None = None,
 ) -> None:
     def record(outcomes: Sequence[_Outcome]) -> None:
         for o in outcomes:
@@ -688,7 +695,7 @@ def _execute(
         return stop_on_error and any(o.error is not None for o in outcomes)
 
     if engine == "ray":
-        _execute_ray(todo, backend_name, options, workers, store, stop_on_error, record, failed)
+        _execute_ray(todo, backend_name, options, workers, store, stop_on_error, record, failed, ray_address)
     elif workers == 1 or len(todo) == 1:
         _run_jobs(recogniser, todo, cache=store, stop_on_error=stop_on_error, done=lambda o: record([o]))
     elif recogniser.parallel == "thread":
@@ -823,12 +830,12 @@ def _import_ray() -> Any:
 def _execute_ray(
     todo: list[_Job], backend_name: str, options: dict[str, Any], workers: int, store: _Cache | None,
     stop_on_error: bool, record: Callable[[Sequence[_Outcome]], None], failed: Callable[[Sequence[_Outcome]], bool],
+    ray_address: str | None = None,
 ) -> None:  # fmt: skip
+    from groupwise.audit._ray import connect
+
     ray = _import_ray()
-    started = False
-    if not ray.is_initialized():
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        started = True
+    started = connect(ray_address, num_cpus=workers)
     by_key = {j.key: j for j in todo}
     refs: list[Any] = []
     try:
