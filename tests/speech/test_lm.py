@@ -286,6 +286,9 @@ def test_domain_lm_beats_the_general_lm_on_synthetic_clinical_speech(tmp_path):
     from groupwise.speech._espeak import Voice, synthesize
 
     test, train = split_test_and_train("clinical", n_test=10, n_train=2000, seed=0)
+    # Five of the ten held-out sentences are decoded (the general model's large search is
+    # most of this test's time); the language model is built without any of the ten.
+    test = test[:5]
     info = build_lm(train, out=tmp_path / "clinical.arpa", order=3)
     assert info.oov == ()
     audio = []
@@ -303,7 +306,8 @@ def test_domain_lm_beats_the_general_lm_on_synthetic_clinical_speech(tmp_path):
 
     general_wer, domain_wer = wer(test, general_hyps), wer(test, domain_hyps)
     print(f"\nWER general LM {general_wer:.3f}, domain LM {domain_wer:.3f}, domain RTF {rtf:.3f}")
-    # Measured on this setup: about 0.90 with the general model, 0.34 with the domain one.
+    # Measured on this setup: about 0.89 with the general model, 0.33 with the domain one
+    # (0.90 and 0.34 on all ten sentences).
     assert general_wer > 0.6
     assert domain_wer < 0.6
     assert domain_wer < general_wer - 0.25
