@@ -106,12 +106,17 @@ def test_very_long_utterances():
     )
 
 
-def test_chunk_boundaries_and_both_string_builders(monkeypatch):
+@pytest.mark.parametrize("slice_rows", [1, 2, 3, 1 << 17])
+def test_chunk_boundaries_and_both_string_builders(monkeypatch, slice_rows):
     monkeypatch.setattr(align, "_CHUNK_ROWS", 3)
     monkeypatch.setattr(align, "_PAD_WIDTH", 4)
+    monkeypatch.setattr(align, "_SLICE_ROWS", slice_rows)
     refs = ["a b c d e f", "a", "", "b c", "a b c d", "x y z w v u t", "", "c"]
     hyps = ["a c d e f g", "", "b", "c b", "a b d", "x y z", "q", "c"]
     assert rows(word_edits(refs, hyps)) == jiwer_rows(jiwer.process_words, refs, hyps)
+    # identical pairs leave fewer hypotheses than references to encode
+    assert rows(word_edits(refs, refs[:4] + hyps[4:])) == jiwer_rows(jiwer.process_words, refs, refs[:4] + hyps[4:])
+    assert rows(word_edits(refs, refs)) == jiwer_rows(jiwer.process_words, refs, refs)
 
 
 def test_mismatched_lengths():
