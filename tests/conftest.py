@@ -41,25 +41,36 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture
-def chromium(tmp_path):
-    """Open a local page in Debian's headless Chromium; returns (DOM after load, screenshot path).
-
-    Skips with a message where chromium is not installed (.ci/run installs it).
-    """
+def chromium_exe():
+    """The path of Debian's chromium; skips with a message where it is not installed (.ci/run installs it)."""
     import shutil
-    import subprocess
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         pytest.skip("Debian's chromium is not installed: apt-get install chromium (the CI script does)")
+    return exe
 
-    def open_page(page):
+
+@pytest.fixture
+def chromium(tmp_path, chromium_exe):
+    """Open a local page in Debian's headless Chromium; returns (DOM after load, screenshot path).
+
+    ``open_page(page, screenshot=False)`` skips the second browser run that takes the
+    screenshot (the path is then None). Skips where chromium is not installed.
+    """
+    import subprocess
+
+    exe = chromium_exe
+
+    def open_page(page, screenshot=True):
         profile = tmp_path / "chromium-profile"
         dom = subprocess.run(
             [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
             capture_output=True, text=True, timeout=120,
         )
         assert dom.returncode == 0, dom.stderr[-2000:]
+        if not screenshot:
+            return dom.stdout, None
         shot = tmp_path / "screenshot.png"
         subprocess.run(
             [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1100,1400", f"--screenshot={shot}",

@@ -42,19 +42,17 @@ def test_diff_page_renders_offline(v1_card, v2_card, chromium, tmp_path):
     assert res.returncode == 0, res.stderr
     page = (tmp_path / "diff" / "diff.html").read_text(encoding="utf-8")
     _no_remote_references(page)
-    dom, _ = chromium(tmp_path / "diff" / "diff.html")
+    dom, _ = chromium(tmp_path / "diff" / "diff.html", screenshot=False)
     for section in ("summary", "diff-fairness", "diff-robustness", "diff-groups", "diff-coverage"):
         assert f'id="{section}"' in dom, section
     assert 'data-resources-loaded="0"' in dom and 'data-plots="2"' in dom
 
 
-def test_card_prints(v1_card, chromium, tmp_path):
+def test_card_prints(v1_card, chromium_exe, tmp_path):
     """Chromium prints the card to PDF with the print styles (navigation hidden, rows kept whole)."""
-    import shutil
     import subprocess
 
-    chromium(v1_card / "card.html")  # skips when chromium is missing
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    exe = chromium_exe  # skips when chromium is missing
     pdf = tmp_path / "card.pdf"
     subprocess.run(
         [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
@@ -67,13 +65,11 @@ def test_card_prints(v1_card, chromium, tmp_path):
     assert "@media print{" in page and "nav{display:none}" in page
 
 
-def test_card_fits_a_phone(v1_card, chromium, tmp_path):
+def test_card_fits_a_phone(v1_card, chromium_exe, tmp_path):
     """At a phone's width the page does not scroll sideways: wide tables scroll in their own box."""
-    import shutil
     import subprocess
 
-    chromium(v1_card / "card.html")  # skips when chromium is missing
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    exe = chromium_exe  # skips when chromium is missing
     dom = subprocess.run(
         [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
          "--window-size=390,844", "--virtual-time-budget=5000", "--dump-dom", (v1_card / "card.html").resolve().as_uri()],

@@ -68,7 +68,7 @@ def test_quick_demo_audits_both_recognisers(demo):
 
 def test_quick_demo_report_renders_in_chromium(demo, chromium):
     _, report = demo
-    dom, _ = chromium(report)
+    dom, _ = chromium(report, screenshot=False)
     done, total = rendered_images(dom)
     assert total == 4 and done == total
     for text in ("Findings", "last mile", "Coverage of accent x voice gender", "hospital hum at 1200 Hz",
