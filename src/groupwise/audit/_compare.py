@@ -92,7 +92,7 @@ def compare(
     >>> [g["group"]["accent"] for g in r.conditions[0]["groups"]]
     ['a', 'b']
     """
-    from groupwise.audit._prepare import open_data
+    from groupwise.audit._prepare import distinct_text, open_data, pair_items
     from groupwise.audit._stream import distinct_values
 
     source = open_data(data, engine=engine)
@@ -104,26 +104,10 @@ def compare(
         confidence=confidence, min_clusters=min_clusters, min_examples=min_examples, provenance=provenance,
         allow_imputed=allow_imputed,
     )
-    if shards is not None:
-        head = source.frame
-        check_columns(head, [condition], role="condition", option="--condition")
-        check_columns(head, [item], role="item", option="--item")
-        systems = distinct_values(shards, condition)
-        if baseline not in systems:
-            raise InputError(
-                f"the baseline {baseline!r} is not a value of the {condition!r} column (it has {', '.join(systems[:10])})",
-                fix="pass --baseline with one of those values",
-            )
-        if len(systems) < 2:
-            raise InputError(f"the {condition!r} column has only {baseline!r}", fix="give rows of at least two systems")
-        return lastmile(
-            shards, **common, engine=engine, ray_address=ray_address, cache_dir=cache_dir, progress=progress,
-            _strict_pairing=not drop_unpaired,
-        )
     frame = source.frame
     check_columns(frame, [condition], role="condition", option="--condition")
     check_columns(frame, [item], role="item", option="--item")
-    systems = list(dict.fromkeys(frame[condition].astype(str)))
+    systems = distinct_values(shards, condition) if shards is not None else distinct_text(frame[condition])
     if baseline not in systems:
         raise InputError(
             f"the baseline {baseline!r} is not a value of the {condition!r} column (it has {', '.join(systems[:10])})",
@@ -131,22 +115,23 @@ def compare(
         )
     if len(systems) < 2:
         raise InputError(f"the {condition!r} column has only {baseline!r}", fix="give rows of at least two systems")
-    per_item = frame.groupby(item, sort=False)[condition].nunique()
-    unpaired = per_item.index[per_item < len(systems)]
-    if len(unpaired) and not drop_unpaired:
-        missing_base = frame.loc[frame[item].isin(unpaired)].groupby(item)[condition].apply(
-            lambda s: baseline not in set(s.astype(str))
+    if shards is not None:
+        return lastmile(
+            shards, **common, engine=engine, ray_address=ray_address, cache_dir=cache_dir, progress=progress,
+            _strict_pairing=not drop_unpaired,
         )
+    pairing = pair_items(frame, item, condition, systems)
+    if pairing.incomplete and not drop_unpaired:
         raise InputError(
-            f"{len(unpaired)} of {len(per_item)} items are not present under every {condition} "
-            f"({int(missing_base.sum())} of them lack the baseline {baseline!r}; for example {list(unpaired[:3])})",
+            f"{pairing.incomplete} of {pairing.items} items are not present under every {condition} "
+            f"({int(pairing.lacking[systems.index(baseline)])} of them lack the baseline {baseline!r}; for example "
+            f"{pairing.examples})",
             fix="compare on items every system has (pass --drop-unpaired to leave the others out and count them), "
             "or check the --item column",
         )
-    dup = frame.duplicated([item, condition]).sum()
-    if dup:
+    if pairing.repeated:
         raise InputError(
-            f"{int(dup)} rows repeat an ({item}, {condition}) pair, so items do not pair up one to one",
+            f"{pairing.repeated} rows repeat an ({item}, {condition}) pair, so items do not pair up one to one",
             fix="keep one row per item and system, or name the column that identifies an item with --item",
         )
     return lastmile(frame, **common)

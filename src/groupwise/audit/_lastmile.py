@@ -305,7 +305,7 @@ def lastmile(
     LastMileResult
     """
     from groupwise.audit._prepare import cluster_codes as get_cluster_codes
-    from groupwise.audit._prepare import family_from_columns, open_data, prepare
+    from groupwise.audit._prepare import distinct_text, family_from_columns, open_data, pair_items, prepare
     from groupwise.audit._stream import distinct_values
 
     source = open_data(data, engine=engine)
@@ -334,7 +334,7 @@ def lastmile(
     prov = prov.merged(frame.attrs.get("provenance", {})) if not isinstance(provenance, Provenance) else prov
     prov.check(by_cols, allow_imputed=allow_imputed)
 
-    conditions = list(dict.fromkeys(frame[condition].astype(str))) if shards is None else distinct_values(shards, condition)
+    conditions = distinct_text(frame[condition]) if shards is None else distinct_values(shards, condition)
     if baseline not in conditions:
         raise InputError(
             f"the baseline condition {baseline!r} is not in the {condition!r} column (it has {', '.join(conditions[:10])})",
@@ -349,11 +349,10 @@ def lastmile(
     if item is not None:
         check_columns(frame, [item], role="item", option="--item")
     if shards is None and item is not None:
-        counts = frame.groupby(item, sort=False)[condition].nunique()
-        complete = counts.index[counts == len(conditions)]
-        keep = frame[item].isin(complete).to_numpy()
-        dropped = int(frame.loc[~keep, item].nunique())
-        frame = frame.loc[keep]
+        pairing = pair_items(frame, item, condition, conditions)
+        dropped = pairing.incomplete
+        if not pairing.keep.all():
+            frame = frame.loc[pairing.keep]
         if frame.empty:
             raise InputError("no example is present under every condition", fix=f"check the {item!r} and {condition!r} columns")
     prepared = prepare(

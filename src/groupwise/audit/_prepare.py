@@ -241,3 +241,68 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """How the rows of paired data (one row per item and condition) pair up.
+
+    Attributes
+    ----------
+    keep : numpy.ndarray
+        Per row: its item is present under every condition (rows of other conditions and
+        rows without an item are never kept).
+    items, incomplete : int
+        Distinct items, and those missing under some condition.
+    repeated : int
+        Rows beyond the first of an (item, condition) pair.
+    lacking : numpy.ndarray
+        Per condition, the incomplete items that lack it.
+    examples : list
+        Up to three incomplete items.
+    """
+
+    keep: np.ndarray
+    items: int
+    incomplete: int
+    repeated: int
+    lacking: np.ndarray
+    examples: list[Any]
+
+
+def distinct_text(values: pd.Series) -> list[str]:
+    """The values as text, each once, in order of first appearance (vectorised).
+
+    >>> distinct_text(pd.Series(["b", "a", "b", 1]))
+    ['b', 'a', '1']
+    """
+    return [str(v) for v in pd.unique(values.astype(str))]
+
+
+def pair_items(frame: pd.DataFrame, item: str, condition: str, conditions: Sequence[str]) -> Pairing:
+    """Which rows pair up across ``conditions``, with integer codes (no per-row Python).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"utt": ["u1", "u1", "u2", "u3", "u3", "u3"], "sys": ["a", "b", "a", "a", "b", "b"]})
+    >>> p = pair_items(df, "utt", "sys", ["a", "b"])
+    >>> p.keep.tolist(), p.incomplete, p.repeated, p.lacking.tolist()
+    ([True, True, False, True, True, True], 1, 1, [0, 1])
+    """
+    item_codes, items = pd.factorize(frame[item])
+    k = len(conditions)
+    cond_codes = pd.Categorical(frame[condition].astype(str), categories=list(conditions)).codes.astype(np.int64)
+    valid = (item_codes >= 0) & (cond_codes >= 0)
+    key = item_codes.astype(np.int64) * k + cond_codes
+    counts = np.bincount(key[valid], minlength=len(items) * k).reshape(len(items), k)
+    present = counts > 0
+    complete = present.all(axis=1)
+    incomplete = np.flatnonzero(~complete)
+    return Pairing(
+        keep=valid & complete[np.maximum(item_codes, 0)],
+        items=len(items),
+        incomplete=int(incomplete.size),
+        repeated=int((counts - 1)[counts > 1].sum()),
+        lacking=(~present[incomplete]).sum(axis=0),
+        examples=[plain(v) for v in items[incomplete[:3]]],
+    )

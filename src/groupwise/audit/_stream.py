@@ -369,8 +369,8 @@ def reduce_shard(
                 frame[key] = value
             frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
-            if paired is not None:
-                frame = frame.loc[frame[plan.pairing[0]].isin(paired).to_numpy()]  # type: ignore[index]
+            if paired is not None:  # the rows of this batch whose item pairs up in the shard
+                frame = frame.loc[paired[frame.index[0] : frame.index[0] + len(frame)]] if len(frame) else frame
             try:
                 if len(frame):
                     parts.append(reduce_batch(frame, plan))
@@ -393,39 +393,34 @@ def reduce_shard(
 
 def _paired_items(
     handle: Any, path: Path, pairing: tuple[str, str, tuple[str, ...], bool], folder_cols: dict[str, Any]
-) -> tuple[pd.Index, int]:
-    """The shard's items present under every condition, and the number of the others.
+) -> tuple[np.ndarray, int]:
+    """Per row of the shard, whether its item is present under every condition; and the number of items that are not.
 
     Pairs are made within a shard: an item whose rows are spread over several shards counts
     as unpaired in each (an error when ``strict``), never as paired by mistake.
     """
+    from groupwise.audit._prepare import pair_items
+
     item, condition, conditions, strict = pairing
     table = _to_pandas(handle.read(columns=[c for c in (item, condition) if c not in folder_cols]))
     for key, value in folder_cols.items():
         if key in (item, condition):
             table[key] = value
-    cond = table[condition].astype(str)
-    table = table.loc[cond.isin(conditions).to_numpy()]
-    if strict:
-        dup = int(table.duplicated([item, condition]).sum())
-        if dup:
-            raise InputError(
-                f"in the shard {str(path)!r}: {dup} rows repeat an ({item}, {condition}) pair, so items do not pair up "
-                "one to one",
-                fix="keep one row per item and system, or name the column that identifies an item with --item",
-            )
-    per_item = table.groupby(item, sort=False)[condition].nunique()
-    complete = per_item.index[per_item == len(conditions)]
-    unpaired = int(len(per_item) - len(complete))
-    if strict and unpaired:
-        example = list(per_item.index[per_item < len(conditions)][:3])
+    found = pair_items(table, item, condition, conditions)
+    if strict and found.repeated:
         raise InputError(
-            f"in the shard {str(path)!r}: {unpaired} of {len(per_item)} items are not present under every {condition} "
-            f"(for example {example}); pairs are made within a shard",
+            f"in the shard {str(path)!r}: {found.repeated} rows repeat an ({item}, {condition}) pair, so items do not "
+            "pair up one to one",
+            fix="keep one row per item and system, or name the column that identifies an item with --item",
+        )
+    if strict and found.incomplete:
+        raise InputError(
+            f"in the shard {str(path)!r}: {found.incomplete} of {found.items} items are not present under every "
+            f"{condition} (for example {found.examples}); pairs are made within a shard",
             fix="compare on items every system has, with each item's rows (every system) in one shard, or pass "
             "--drop-unpaired to leave the others out and count them",
         )
-    return complete, unpaired
+    return found.keep, found.incomplete
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
