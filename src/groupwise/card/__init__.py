@@ -1,10 +1,12 @@
 """Service cards: what was measured, compiled into the card a provider publishes.
 
 :func:`build` turns a provider's ``card.yaml`` and the JSON of ``groupwise audit``
-(optionally ``lastmile`` and ``coverage``) into ``card.html``, ``card.md`` and
-``card.json`` (valid against the schema returned by :func:`schema`), with exports for Model
-Card Toolkit, Hugging Face ``model-index`` and Every Eval Ever. :func:`diff` compares two
-versions of a card. Sections follow AWS AI Service Cards. Names are imported on first use.
+(optionally ``lastmile``, ``compare``, ``coverage`` and ``slices``) into ``card.html``,
+``card.md`` and ``card.json`` (valid against the schema returned by :func:`schema`), with
+exports for Model Card Toolkit, Hugging Face ``model-index`` and Every Eval Ever.
+:func:`diff` compares two versions of a card, testing each group's change from the audits'
+own standard errors and degrees of freedom (Welch-Satterthwaite, Student t) where the
+cards carry them. Sections follow AWS AI Service Cards. Names are imported on first use.
 """
 
 from __future__ import annotations

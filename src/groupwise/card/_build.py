@@ -1,13 +1,15 @@
 """Compiling a service card: the provider's prose plus the measured results, nothing else.
 
 :func:`build` reads ``card.yaml`` and the JSON of the audit (and optionally of the
-last-mile test and the coverage), assembles one card dictionary (``card.json``, valid
+last-mile test, the paired comparison of systems, the coverage and the slice search), assembles one card dictionary (``card.json``, valid
 against the shipped schema), renders it as ``card.html`` and ``card.md``, writes the
 exports asked for, and moves the finished folder into place in one step, so a failure
 leaves nothing half-written. The card computes no new statistic: group values, intervals,
 tests and coverage are copied from the inputs; the only derived numbers are the standard
-errors read back from the reported intervals (see
-:func:`groupwise.card._inputs.interval_summary`), which a diff between two cards needs.
+errors a diff between two cards needs: per group, the audit's own standard error and degrees
+of freedom (``se_value``, ``df_value``) with ``se_log = se / value``, or, for an audit JSON
+that carries neither, standard errors read back from the reported intervals (see
+:func:`groupwise.card._inputs.value_summary`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from typing import Any
 
 from groupwise._errors import InputError
 from groupwise.card._about import load_about, validate_about
-from groupwise.card._inputs import interval_summary, read_result
+from groupwise.card._inputs import interval_summary, read_result, value_summary
 
 __all__ = ["build", "assemble", "SCHEMA_VERSION", "EXPORTS", "label_of", "PERCENT_METRICS"]
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 EXPORTS = ("mct", "hf", "eee")
 PERCENT_METRICS = {"wer", "cer", "error_rate", "fpr", "fnr", "selection_rate"}
 
@@ -62,6 +64,7 @@ GLOSSARY = {
     "provenance": "Where the values of a grouping column come from: self-reported, annotated, measured, synthetic or imputed.",
     "last mile": "A customer's own conditions (a hum, a phone line) applied to the same utterances as the baseline.",
     "interaction": "A group's change under a condition minus the change for the rest: does the condition hurt this group more?",
+    "paired comparison": "Two systems measured on the same items (utterances) by the same speakers: each speaker's rows under both systems enter one term of the variance, so the difference is measured more precisely than from two separate audits.",
     "thin cell": "A combination of conditions with data below the minimum number of clusters or examples.",
     "empty cell": "A combination of conditions with no data at all.",
 }
@@ -130,9 +133,7 @@ def _fairness(audit: dict[str, Any]) -> dict[str, Any]:
         cell = dict(g)
         cell["family"] = str(g.get("family") or ",".join(g["group"]))
         cell["label"] = label_of(g["group"])
-        cell["summary"] = interval_summary(
-            g.get("value"), g.get("ci_low"), g.get("ci_high"), clusters=g.get("clusters"), confidence=confidence
-        )
+        cell["summary"] = value_summary(g, confidence=confidence)
         groups.append(cell)
     return {
         "families": list(dict.fromkeys(c["family"] for c in groups)),
@@ -142,9 +143,7 @@ def _fairness(audit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _robustness(last: dict[str, Any]) -> dict[str, Any]:
-    settings = dict(last.get("settings") or {})
-    confidence = float(settings.get("confidence", 0.95))
+def _paired_conditions(last: dict[str, Any], confidence: float) -> list[dict[str, Any]]:
     conditions = []
     for c in last["conditions"]:
         groups = []
@@ -162,12 +161,40 @@ def _robustness(last: dict[str, Any]) -> dict[str, Any]:
             groups=groups,
         )
         conditions.append(entry)
+    return conditions
+
+
+def _robustness(last: dict[str, Any]) -> dict[str, Any]:
+    settings = dict(last.get("settings") or {})
+    conditions = _paired_conditions(last, float(settings.get("confidence", 0.95)))
     return {
         "metric": last["metric"],
         "baseline": str(last.get("baseline", settings.get("baseline", "baseline"))),
         "by": str(last.get("by", "")),
         "conditions": conditions,
         "findings": [str(s) for s in last.get("findings") or []],
+        "settings": settings,
+    }
+
+
+def _comparison(comp: dict[str, Any]) -> dict[str, Any]:
+    """The paired comparison of systems: every system against the baseline system, per group."""
+    settings = dict(comp.get("settings") or {})
+    systems = _paired_conditions(comp, float(settings.get("confidence", 0.95)))
+    for c in systems:
+        del c["recipe"]
+        c["system"] = c["condition"]
+    return {
+        "metric": comp["metric"],
+        "baseline": str(comp.get("baseline", settings.get("baseline"))),
+        "by": str(comp.get("by", "")),
+        "condition_column": str(settings["condition_column"]),
+        "item": str(settings["item"]),
+        "unpaired_items": settings.get("items_not_in_every_condition"),
+        "scale": settings.get("scale"),
+        "method": settings.get("method"),
+        "systems": systems,
+        "findings": [str(s) for s in comp.get("findings") or []],
         "settings": settings,
     }
 
@@ -260,6 +287,8 @@ def _findings(card: dict[str, Any]) -> list[str]:
         out.append(f"Insufficient data for {len(thin)} group(s): {', '.join(thin[:8])}{' and more' if len(thin) > 8 else ''}.")
     if card.get("robustness"):
         out.extend(card["robustness"]["findings"])
+    if card.get("comparison"):
+        out.extend(card["comparison"]["findings"])
     if card.get("found_by_search") is not None:
         found = card["found_by_search"]["slices"]
         out.append(
@@ -279,6 +308,7 @@ def assemble(
     lastmile: dict[str, Any] | None = None,
     coverage: dict[str, Any] | None = None,
     slices: dict[str, Any] | None = None,
+    compare: dict[str, Any] | None = None,
     inputs: list[dict[str, Any]] | None = None,
     allow_mixed: bool = False,
     built_at: str | None = None,
@@ -289,7 +319,7 @@ def assemble(
     ----------
     about : dict
         Validated ``card.yaml`` (:func:`groupwise.card._about.validate_about`).
-    audit, lastmile, coverage : dict
+    audit, lastmile, coverage, slices, compare : dict
         The parsed result JSONs.
     inputs : list of dict
         Input records (file, role, sha256).
@@ -307,6 +337,8 @@ def assemble(
         metrics["coverage"] = coverage["settings"]["metric"]
     if slices is not None:
         metrics["slices"] = slices["metric"]
+    if compare is not None:
+        metrics["compare"] = compare["metric"]
     mixed = len(set(metrics.values())) > 1
     if mixed and not allow_mixed:
         listed = ", ".join(f"{k}: {v}" for k, v in metrics.items())
@@ -314,7 +346,7 @@ def assemble(
             f"the inputs measure different metrics ({listed})",
             fix="rerun them with the same --metric, or pass --allow-mixed to publish them side by side, each labelled with its metric",
         )
-    sources = (("audit", audit), ("lastmile", lastmile or {}), ("coverage", coverage or {}), ("slices", slices or {}))
+    sources = (("audit", audit), ("lastmile", lastmile or {}), ("compare", compare or {}), ("coverage", coverage or {}), ("slices", slices or {}))
     stamps = {r: _stamp(d) for r, d in sources if _stamp(d)}
     if len(set(stamps.values())) > 1 and not allow_mixed:
         raise InputError(
@@ -323,7 +355,7 @@ def assemble(
         )
     norms = {
         r: (d.get("settings") or {}).get("normalize")
-        for r, d in (("audit", audit), ("lastmile", lastmile or {}))
+        for r, d in (("audit", audit), ("lastmile", lastmile or {}), ("compare", compare or {}))
         if (d.get("settings") or {}).get("normalize")
     }
     if len(set(norms.values())) > 1 and not allow_mixed:
@@ -332,19 +364,23 @@ def assemble(
             "error rates are not the same metric",
             fix="rerun them with the same --normalize, or pass --allow-mixed to publish them side by side",
         )
-    conflicts = _provenance_conflicts(audit.get("provenance") or {}, (lastmile or {}).get("provenance") or {})
-    if conflicts and not allow_mixed:
-        raise InputError(
-            "the audit and the last-mile test record different provenance for " + "; ".join(conflicts),
-            fix="rerun both with the same --provenance (or --schema), or pass --allow-mixed to publish them as they are "
-            "(the card then shows the audit's provenance)",
-        )
+    for other, name in ((lastmile, "the last-mile test"), (compare, "the comparison of systems")):
+        conflicts = _provenance_conflicts(audit.get("provenance") or {}, (other or {}).get("provenance") or {})
+        if conflicts and not allow_mixed:
+            raise InputError(
+                f"the audit and {name} record different provenance for " + "; ".join(conflicts),
+                fix="rerun both with the same --provenance (or --schema), or pass --allow-mixed to publish them as they are "
+                "(the card then shows the audit's provenance)",
+            )
     version = _tool_version()
     settings = {"audit": dict(audit.get("settings") or {})}
     seeds = {"audit": settings["audit"].get("seed")}
     if lastmile is not None:
         settings["lastmile"] = dict(lastmile.get("settings") or {})
         seeds["lastmile"] = settings["lastmile"].get("seed")
+    if compare is not None:
+        settings["compare"] = dict(compare.get("settings") or {})
+        seeds["compare"] = settings["compare"].get("seed")
     if coverage is not None:
         settings["coverage"] = dict(coverage.get("settings") or {})
     if slices is not None:
@@ -367,8 +403,11 @@ def assemble(
         "overall": dict(audit["overall"]),
         "methodology": _methodology(audit, lastmile),
         "fairness": _fairness(audit),
-        "provenance": _provenance(audit.get("provenance") or {}, (lastmile or {}).get("provenance") or {}),
+        "provenance": _provenance(
+            audit.get("provenance") or {}, (lastmile or {}).get("provenance") or {}, (compare or {}).get("provenance") or {}
+        ),
         "robustness": _robustness(lastmile) if lastmile is not None else None,
+        "comparison": _comparison(compare) if compare is not None else None,
         "coverage": _coverage(coverage) if coverage is not None else None,
         "found_by_search": dict(slices["found_by_search"], metric=slices["metric"]) if slices is not None else None,
         "glossary": [{"term": t, "definition": d} for t, d in {**GLOSSARY, **about.get("glossary", {})}.items()],
@@ -413,6 +452,7 @@ def build(
     lastmile: str | os.PathLike[str] | None = None,
     coverage: str | os.PathLike[str] | None = None,
     slices: str | os.PathLike[str] | None = None,
+    compare: str | os.PathLike[str] | None = None,
     export: str | list[str] | None = None,
     allow_mixed: bool = False,
 ) -> Path:
@@ -430,10 +470,14 @@ def build(
         JSON written by ``groupwise lastmile --json``, ``groupwise coverage --json`` and
         ``groupwise slices --json`` (its confirmed slices become the "found by search"
         part of the fairness section).
+    compare : path, optional
+        JSON written by ``groupwise compare --json``: a paired comparison of systems on the
+        same items, the card's "Comparison of systems" section.
     export : str or list of str, optional
         Any of ``mct``, ``hf``, ``eee``, written to ``out/exports/``.
     allow_mixed : bool, default=False
-        Accept inputs of different metrics or tool versions.
+        Accept inputs of different metrics, text normalisations, column provenance or tool
+        versions.
 
     Returns
     -------
@@ -474,9 +518,18 @@ def build(
         inputs.append({"role": "about", "file": Path(about).name, "sha256": hashlib.sha256(about_bytes).hexdigest(), "bytes": len(about_bytes)})
     audit_data, rec = read_result(audit, "audit")
     inputs.append(rec)
-    last_data = cov_data = slice_data = None
+    last_data = cov_data = slice_data = comp_data = None
     if lastmile is not None:
         last_data, rec = read_result(lastmile, "lastmile")
+        inputs.append(rec)
+    if compare is not None:
+        comp_data, rec = read_result(compare, "compare")
+        if last_data is not None and rec["sha256"] == next(i["sha256"] for i in inputs if i["role"] == "lastmile"):
+            raise InputError(
+                f"the same file was given to --lastmile and --compare ({rec['file']})",
+                fix="pass the last-mile test (groupwise lastmile --json) with --lastmile and the comparison of systems "
+                "(groupwise compare --json) with --compare",
+            )
         inputs.append(rec)
     if coverage is not None:
         cov_data, rec = read_result(coverage, "coverage")
@@ -485,7 +538,8 @@ def build(
         slice_data, rec = read_result(slices, "slices")
         inputs.append(rec)
     card = assemble(
-        about_fields, audit_data, lastmile=last_data, coverage=cov_data, slices=slice_data, inputs=inputs, allow_mixed=allow_mixed
+        about_fields, audit_data, lastmile=last_data, coverage=cov_data, slices=slice_data, compare=comp_data, inputs=inputs,
+        allow_mixed=allow_mixed,
     )
 
     from groupwise.card._render import render_html, render_markdown

@@ -29,6 +29,7 @@ def build_cmd(
     audit: Annotated[Path, typer.Option("--audit", help="JSON written by 'groupwise audit --json'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Card folder (replaced as a whole if it holds a card).")] = Path("card"),
     lastmile: Annotated[Optional[Path], typer.Option("--lastmile", help="JSON written by 'groupwise lastmile --json'.")] = None,
+    compare: Annotated[Optional[Path], typer.Option("--compare", help="JSON written by 'groupwise compare --json' (a paired comparison of systems on the same items).")] = None,
     coverage: Annotated[Optional[Path], typer.Option("--coverage", help="JSON written by 'groupwise coverage --json'.")] = None,
     slices: Annotated[Optional[Path], typer.Option("--slices", help="JSON written by 'groupwise slices --json' (confirmed slices: 'found by search').")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="Extra formats, comma-separated: mct (Model Card Toolkit), hf (Hugging Face model-index), eee (Every Eval Ever).")] = None,
@@ -40,7 +41,10 @@ def build_cmd(
     """
     from groupwise.card._build import build
 
-    folder = build(about, audit, out=out, lastmile=lastmile, coverage=coverage, slices=slices, export=export, allow_mixed=allow_mixed)
+    folder = build(
+        about, audit, out=out, lastmile=lastmile, coverage=coverage, slices=slices, compare=compare, export=export,
+        allow_mixed=allow_mixed,
+    )
     console = _console()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         console.print(f"[dim]Wrote {path}[/]")
@@ -62,7 +66,7 @@ def diff_cmd(
     from rich.table import Table
 
     from groupwise.card._build import write_folder
-    from groupwise.card._diff import diff, render_diff_html
+    from groupwise.card._diff import _short_method, diff, render_diff_html
     from groupwise.card._render import fmt, fmt_change, fmt_p
 
     from groupwise._errors import InputError
@@ -73,7 +77,7 @@ def diff_cmd(
     console = _console()
     m = d["metric"]
     table = Table(title=f"{d['service']}: {d['old']['version']} -> {d['new']['version']} ({m})", title_justify="left")
-    for col in ("family / condition", "group", "old", "new", "change", "interval", "p adj.", "verdict"):
+    for col in ("family / condition", "group", "old", "new", "change", "interval", "p adj.", "test", "verdict"):
         table.add_column(col, justify="left" if col in ("family / condition", "group", "verdict") else "right")
     for c in d["changes"]:
         if c.get("scale") == "log":
@@ -86,7 +90,7 @@ def diff_cmd(
         verdict = c["direction"] or ("—" if c["status"] == "tested" else c["status"])
         style = "bold red" if c["direction"] == "worse" else ("green" if c["direction"] == "better" else "")
         table.add_row(c["where"], c["label"], val(c["old"], m), val(c["new"], m), fmt_change(c["change"], m), ci,
-                      fmt_p(c["p_adjusted"]), f"[{style}]{verdict}[/]" if style else verdict)
+                      fmt_p(c["p_adjusted"]), _short_method(c), f"[{style}]{verdict}[/]" if style else verdict)
     console.print(table)
     s = d["summary"]
     console.print(f"{s['tested']} changes tested: {s['worse']} worse, {s['better']} better; {s['new']} new and {s['vanished']} vanished groups.")

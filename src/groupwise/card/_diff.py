@@ -1,17 +1,24 @@
 """What changed between two versions of a service card, with an interval and a test per change.
 
-Each card stores, per cell, the value and the standard error read back from its interval
-(``summary.se_log``, the interval's width on the log scale over ``2 z``, for group values;
-``summary.se`` for last-mile deltas). A change is tested from those:
+Each card stores, per cell, a value and its standard error (``summary``). A change is
+tested from those, and each change row says which way (``method``):
 
-* group values on the log scale: ``d = log(new) - log(old)``, ``se = sqrt(se_old^2 +
-  se_new^2)``, normal reference; the interval is for the ratio new/old (``exp(d +- z
-  se)``) and the p-value comes from the same ``d / se``, so they agree. Where a value or
-  its interval touches zero the absolute scale is used.
-* last-mile deltas (the change a condition causes) on the absolute scale, the same way.
-
-An interval built with a Student t or a small-sample widening gives back a larger standard
-error than the one behind it, so this errs on the conservative side.
+* group values, on the log scale: ``d = log(new) - log(old)``. Where both cards carry the
+  audit's own standard errors (cards built from audit JSONs with ``se_value`` and
+  ``df_value``: the CR2 cluster-robust standard error of the group value, never below the
+  count model's, and its Satterthwaite degrees of freedom), ``se_log = se_value / value``
+  (the delta method), the variance of ``d`` is ``se_log_old^2 + se_log_new^2``, its degrees
+  of freedom are Welch-Satterthwaite's from the two ``df``, and the reference is Student's t
+  with those degrees of freedom (Welch 1947; Satterthwaite 1946). Where either card was built
+  from an older audit JSON, both standard errors are read back from the reported intervals
+  (their width on the log scale over ``2 z``) and the reference is normal; an interval
+  built with a Student t or a small-sample widening gives back a larger standard error than
+  the one behind it, so that errs on the conservative side. The interval is for the ratio
+  new/old (``exp(d +- q se)``) and the p-value comes from the same ``d / se``, so they
+  agree. Where a value is zero the absolute scale is used, the same way.
+* last-mile deltas (the change a condition causes) and the changes between systems of a
+  paired comparison, on the absolute scale, with standard errors read back from their
+  intervals and a normal reference.
 
 Every test is corrected across all changes tested in the diff (Holm by default, or
 Benjamini-Hochberg). **Independence.** The variance of a change adds the two variances,
@@ -19,7 +26,9 @@ which is right when the versions were measured on independent test sets (differe
 speakers). When both were measured on the same test set, the two estimates are positively
 correlated, the true variance of the change is smaller, and the test is conservative:
 intervals are wider and fewer changes are flagged than a paired comparison would find. A
-paired test needs per-speaker data, which a public card does not hold.
+paired test needs per-speaker data, which a public card does not hold; ``groupwise
+compare`` on the two versions' transcripts of the same utterances is that paired test, and
+its result can be published in the card (``--compare``).
 
 Groups present in only one card are listed as new or vanished; coverage cells are compared
 by status and cluster counts.
@@ -35,8 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from groupwise._errors import InputError
+from groupwise.card._inputs import METHOD_INTERVAL, interval_summary
 
-__all__ = ["diff", "render_diff_html", "INDEPENDENCE_NOTE"]
+__all__ = ["diff", "render_diff_html", "INDEPENDENCE_NOTE", "welch_df"]
+
+READ_BACK = "standard errors read back from the intervals (width / 2z), normal reference"
 
 INDEPENDENCE_NOTE = (
     "Changes are tested as if the two versions were measured on independent test sets (the variance of a "
@@ -97,7 +109,32 @@ def _adjust(p: list[float], method: str) -> list[float]:
     return out
 
 
-def _test(old: float, new: float, s_old: dict[str, Any], s_new: dict[str, Any], confidence: float, log: bool) -> dict[str, Any] | None:
+def welch_df(v1: float, df1: float, v2: float, df2: float) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of two independent variances.
+
+    >>> round(welch_df(1.0, 10, 1.0, 10), 6)
+    20.0
+    >>> round(welch_df(1.0, 4, 0.0, 30), 6)
+    4.0
+    """
+    num = (v1 + v2) ** 2
+    den = (v1 * v1 / df1 if v1 > 0 else 0.0) + (v2 * v2 / df2 if v2 > 0 else 0.0)
+    return num / den if den > 0 else math.inf
+
+
+def _audit_se(summary: dict[str, Any] | None) -> bool:
+    return bool(summary) and summary.get("method") != METHOD_INTERVAL and isinstance(summary.get("df"), (int, float))
+
+
+def _test(
+    old: float, new: float, s_old: dict[str, Any], s_new: dict[str, Any], confidence: float, log: bool, model: bool
+) -> dict[str, Any] | None:
+    """The change old -> new with its interval and p-value, from one statistic.
+
+    ``model``: the two summaries are the audits' own standard errors with degrees of
+    freedom (Student t with Welch-Satterthwaite df); otherwise read back from intervals
+    (normal reference).
+    """
     from scipy import stats
 
     key = "se_log" if log else "se"
@@ -106,11 +143,17 @@ def _test(old: float, new: float, s_old: dict[str, Any], s_new: dict[str, Any], 
         return None
     d = math.log(new) - math.log(old) if log else new - old
     se = math.hypot(se1, se2)
-    # The standard errors were read back with the normal quantile from intervals that may
-    # carry a small-sample widening; the normal reference keeps that widening once.
-    q = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = 1.0 if (se == 0 and d == 0) else (0.0 if se == 0 else float(2 * stats.norm.sf(abs(d) / se)))
-    out: dict[str, Any] = {"scale": "log" if log else "absolute", "statistic": d, "se": se, "p_value": p}
+    if model:
+        df = welch_df(se1 * se1, float(s_old["df"]), se2 * se2, float(s_new["df"]))
+        ref = stats.t(df) if math.isfinite(df) else stats.norm
+        method = f"audit standard errors (CR2), Welch-Satterthwaite df {df:.1f}, Student t"
+    else:
+        # Read back with the normal quantile from intervals that may carry a small-sample
+        # widening; the normal reference keeps that widening once.
+        df, ref, method = None, stats.norm, READ_BACK
+    q = float(ref.ppf(0.5 + confidence / 2))
+    p = 1.0 if (se == 0 and d == 0) else (0.0 if se == 0 else float(2 * ref.sf(abs(d) / se)))
+    out: dict[str, Any] = {"scale": "log" if log else "absolute", "statistic": d, "se": se, "df": df, "p_value": p, "method": method}
     if log:
         out.update(ratio=math.exp(d), ratio_ci_low=math.exp(d - q * se), ratio_ci_high=math.exp(d + q * se))
     else:
@@ -122,9 +165,16 @@ def _tested(cell: dict[str, Any]) -> bool:
     return cell.get("summary") is not None and not str(cell.get("status", "")).startswith("insufficient")
 
 
+def _read_back(cell: dict[str, Any], level: float) -> dict[str, Any] | None:
+    """A group value's standard errors read back from its interval (what older cards stored)."""
+    if cell.get("summary") and cell["summary"].get("method") == METHOD_INTERVAL:
+        return cell["summary"]
+    return interval_summary(cell.get("value"), cell.get("ci_low"), cell.get("ci_high"), clusters=cell.get("clusters"), confidence=level)
+
+
 def _compare_cells(
     section: str, olds: dict[tuple[str, str], dict[str, Any]], news: dict[tuple[str, str], dict[str, Any]],
-    value_key: str, log: bool, confidence: float,
+    value_key: str, log: bool, confidence: float, levels: tuple[float, float] = (0.95, 0.95),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     changes, new_only, gone = [], [], []
     for key, n in news.items():
@@ -141,7 +191,11 @@ def _compare_cells(
         }
         t = None
         if _tested(o) and _tested(n) and entry["change"] is not None:
-            t = _test(ov, nv, o["summary"], n["summary"], confidence, log) or _test(ov, nv, o["summary"], n["summary"], confidence, False)
+            so, sn = o["summary"], n["summary"]
+            model = log and _audit_se(so) and _audit_se(sn)
+            if log and not model:  # one card from an older audit JSON: read both back from their intervals
+                so, sn = _read_back(o, levels[0]) or so, _read_back(n, levels[1]) or sn
+            t = _test(ov, nv, so, sn, confidence, log, model) or _test(ov, nv, so, sn, confidence, False, model)
         if t is None:
             entry["status"] = "not tested: too little data in " + (
                 "both" if not _tested(o) and not _tested(n) else ("old" if not _tested(o) else "new")
@@ -180,8 +234,9 @@ def diff(
     Returns
     -------
     dict
-        ``changes`` (one per group and per last-mile condition x group present in both,
-        with the interval and the corrected test), ``new_groups``, ``vanished_groups``,
+        ``changes`` (one per group, per last-mile condition x group and per compared
+        system x group present in both, with the interval, the corrected test and the
+        ``method`` of the test), ``new_groups``, ``vanished_groups``,
         ``coverage`` and ``method`` (including the independence assumption).
     """
     if correction not in ("holm", "bh", "none"):
@@ -203,7 +258,8 @@ def diff(
         )
     fa = {(g["family"], g["label"]): g for g in a["fairness"]["groups"]}
     fb = {(g["family"], g["label"]): g for g in b["fairness"]["groups"]}
-    changes, new_only, gone = _compare_cells("fairness", fa, fb, "value", True, confidence)
+    levels = (float(a["methodology"].get("confidence") or 0.95), float(b["methodology"].get("confidence") or 0.95))
+    changes, new_only, gone = _compare_cells("fairness", fa, fb, "value", True, confidence, levels)
 
     def robust(card: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         r = card.get("robustness") or {}
@@ -213,6 +269,15 @@ def diff(
     changes += rc
     new_only += rn
     gone += rg
+
+    def systems(card: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        c = card.get("comparison") or {}
+        return {(f"{x['name']} vs {c['baseline']}", g["label"]): g for x in c.get("systems", []) for g in x["groups"]}
+
+    cc, cn, cg = _compare_cells("comparison", systems(a), systems(b), "delta", False, confidence)
+    changes += cc
+    new_only += cn
+    gone += cg
     tested = [c for c in changes if c["status"] == "tested"]
     for c, padj in zip(tested, _adjust([c["p_value"] for c in tested], correction)):
         c["p_adjusted"] = padj
@@ -221,6 +286,8 @@ def diff(
         up = c["statistic"] > 0
         c["direction"] = ("worse" if up == worse_if_up else "better") if c["significant"] else None
     for c in changes:
+        c.setdefault("method", None)
+        c.setdefault("df", None)
         c.setdefault("p_value", None)
         c.setdefault("p_adjusted", None)
         c.setdefault("significant", False)
@@ -236,8 +303,12 @@ def diff(
         "method": {
             "correction": correction, "alpha": alpha, "confidence": confidence,
             "family": f"every change tested in this diff ({len(tested)})",
-            "fairness_scale": "log ratio new/old, normal reference (absolute difference where a value touches zero)",
-            "robustness_scale": "difference of last-mile deltas, normal reference",
+            "fairness_scale": "log ratio new/old (absolute difference where a value is zero): where both cards carry the "
+            "audits' own standard errors (CR2, se_value) and degrees of freedom (df_value), the variance is the sum of the "
+            "two, with Welch-Satterthwaite degrees of freedom and a Student t reference; where either card was built from "
+            "an older audit JSON, " + READ_BACK + " (each change says which in 'method')",
+            "robustness_scale": "difference of last-mile deltas, " + READ_BACK,
+            "comparison_scale": "difference of the changes between systems, " + READ_BACK,
             "independence": INDEPENDENCE_NOTE,
         },
         "changes": changes,
@@ -274,6 +345,15 @@ def _coverage_diff(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[s
     }
 
 
+def _short_method(c: dict[str, Any]) -> str:
+    """How a change was tested, in a few words: ``t (df 23.4)`` or ``normal (read back)``."""
+    if c.get("method") is None:
+        return "—"
+    if c.get("df") is not None:
+        return f"t (df {c['df']:.1f})" if math.isfinite(c["df"]) else "normal"
+    return "normal (read back)"
+
+
 def render_diff_html(d: dict[str, Any]) -> str:
     """The diff as a self-contained HTML page (same rules as the card)."""
     from groupwise.card._render import _table, esc, fmt, fmt_change, fmt_p, interval_svg, page
@@ -287,7 +367,7 @@ def render_diff_html(d: dict[str, Any]) -> str:
          f"<section id='summary'><h2>Summary</h2><p>{s['tested']} changes tested, {s['worse']} significantly worse, {s['better']} significantly better "
          f"({esc(d['method']['correction'])} correction across {esc(d['method']['family'])}, alpha {d['method']['alpha']}); "
          f"{s['new']} new and {s['vanished']} vanished groups.</p><p class='note'>{esc(d['method']['independence'])}</p></section>"]
-    for section, heading in (("fairness", "Groups"), ("robustness", "Last-mile conditions")):
+    for section, heading in (("fairness", "Groups"), ("robustness", "Last-mile conditions"), ("comparison", "Comparison of systems")):
         rows = [c for c in d["changes"] if c["section"] == section]
         if not rows:
             continue
@@ -296,17 +376,18 @@ def render_diff_html(d: dict[str, Any]) -> str:
         for c in rows:
             kind = "flagged" if c["significant"] else ("tested" if c["status"] == "tested" else "insufficient")
             if c.get("scale") == "log":
-                plot_rows.append({"label": f"{c['where']}: {c['label']}" if section == "robustness" else c["label"], "value": c["ratio"] - 1,
+                plot_rows.append({"label": f"{c['where']}: {c['label']}" if section != "fairness" else c["label"], "value": c["ratio"] - 1,
                                   "low": c["ratio_ci_low"] - 1, "high": c["ratio_ci_high"] - 1, "kind": kind, "note": c["direction"] or ""})
             elif c.get("scale") == "absolute":
-                plot_rows.append({"label": f"{c['where']}: {c['label']}" if section == "robustness" else c["label"], "value": c["statistic"],
+                plot_rows.append({"label": f"{c['where']}: {c['label']}" if section != "fairness" else c["label"], "value": c["statistic"],
                                   "low": c["change_ci_low"], "high": c["change_ci_high"], "kind": kind, "note": c["direction"] or ""})
             else:
                 plot_rows.append({"label": c["label"], "value": None, "low": None, "high": None, "kind": "insufficient", "note": "not tested"})
         if section == "fairness":
             axis, percent = "relative change, new / old - 1 (%)", True
         else:
-            axis, percent = f"change in the condition's effect on {m}" + (" (points)" if m in ("wer", "cer", "error_rate", "fpr", "fnr", "selection_rate") else ""), m in ("wer", "cer", "error_rate", "fpr", "fnr", "selection_rate")
+            what = "the condition's effect" if section == "robustness" else "the difference between systems"
+            axis, percent = f"change in {what} on {m}" + (" (points)" if m in ("wer", "cer", "error_rate", "fpr", "fnr", "selection_rate") else ""), m in ("wer", "cer", "error_rate", "fpr", "fnr", "selection_rate")
         b.append(interval_svg(plot_rows, title=f"{heading}: change with {conf}% interval", axis_label=axis, percent=percent, zero_line=True, plot_id=f"diff-plot-{section}"))
         table = []
         for c in rows:
@@ -319,8 +400,9 @@ def render_diff_html(d: dict[str, Any]) -> str:
             val = fmt if section == "fairness" else fmt_change
             verdict = c["direction"] or ("no significant change" if c["status"] == "tested" else c["status"])
             table.append(("flagged" if c["significant"] else ("" if c["status"] == "tested" else "insufficient"),
-                          [esc(c["where"]), esc(c["label"]), val(c["old"], m), val(c["new"], m), fmt_change(c["change"], m), ci, fmt_p(c["p_adjusted"]), esc(verdict)]))
-        b.append(_table(["family / condition", "group", "old", "new", "change", f"{conf}% interval", "p adj.", "verdict"], table))
+                          [esc(c["where"]), esc(c["label"]), val(c["old"], m), val(c["new"], m), fmt_change(c["change"], m), ci, fmt_p(c["p_adjusted"]),
+                           esc(_short_method(c)), esc(verdict)]))
+        b.append(_table(["family / condition", "group", "old", "new", "change", f"{conf}% interval", "p adj.", "test", "verdict"], table))
         b.append("</section>")
     b.append("<section id='diff-groups'><h2>New and vanished groups</h2>")
     b.append(_table(["", "section", "family / condition", "group", "status"],

@@ -244,7 +244,8 @@ def render_html(card: dict[str, Any]) -> str:
         "<nav><ol><li><a href='#overview'>Overview</a></li><li><a href='#intended-uses'>Intended use cases and limitations</a></li>"
         "<li><a href='#design'>Design</a><ol><li><a href='#performance'>Performance expectations</a></li>"
         "<li><a href='#methodology'>Test-driven methodology</a></li><li><a href='#fairness'>Fairness</a></li>"
-        "<li><a href='#robustness'>Robustness</a></li><li><a href='#coverage'>Coverage</a></li></ol></li>"
+        "<li><a href='#robustness'>Robustness</a></li><li><a href='#comparison'>Comparison of systems</a></li>"
+        "<li><a href='#coverage'>Coverage</a></li></ol></li>"
         "<li><a href='#deployment'>Deployment and performance best practices</a></li><li><a href='#glossary'>Glossary</a></li>"
         "<li><a href='#provenance-of-card'>How this card was made</a></li></ol></nav>",
     ]
@@ -292,6 +293,7 @@ def render_html(card: dict[str, Any]) -> str:
     b.append("</dl></section>")
     b.append(_fairness_html(card, conf))
     b.append(_robustness_html(card, conf))
+    b.append(_comparison_html(card, conf))
     b.append(_coverage_html(card))
     b.append("</section>")
     b.append("<section id='deployment'><h2>Deployment and performance best practices</h2>" + _ul(a["deployment_advice"]) + "</section>")
@@ -396,11 +398,60 @@ def _robustness_html(card: dict[str, Any], conf: int) -> str:
             ["group", "clusters", "baseline", "condition", "change", f"{conf}% interval", "interaction", "p adj.", "status"],
             [(_kind(g), [esc(g["label"]), f"{_count(g.get('clusters'))}", fmt(g.get("baseline"), metric), fmt(g.get("value"), metric),
                          fmt_change(g.get("delta"), metric), _ci(g, "delta_ci_low", "delta_ci_high", metric, True),
-                         fmt_change(g.get("interaction"), metric), fmt_p(g.get("p_adjusted")), esc(_status(g)).replace("flagged (larger)", "flagged (hurt more)")])
+                         _interaction(g, metric), fmt_p(g.get("p_adjusted")), esc(_status(g)).replace("flagged (larger)", "flagged (hurt more)")])
              for g in c["groups"]],
         ))
     out.append("</section>")
     return "".join(out)
+
+
+def _comparison_html(card: dict[str, Any], conf: int) -> str:
+    c = card.get("comparison")
+    out = ["<section id='comparison'><h3>Comparison of systems</h3>"]
+    if not c:
+        out.append("<p>No comparison of systems is part of this card.</p></section>")
+        return "".join(out)
+    metric = c["metric"]
+    unpaired = c.get("unpaired_items")
+    out.append(
+        f"<p>Each system below against <b>{esc(c['baseline'])}</b> (column <code>{esc(c['condition_column'])}</code>) on the "
+        f"same items (<code>{esc(c['item'])}</code>), paired by speaker"
+        + (f"; {_count(unpaired)} items not transcribed by every system were left out" if isinstance(unpaired, int) and unpaired else "")
+        + f". Per group ({esc(c['by'])}): each system's value, the change with its {conf}% interval, and the interaction "
+        "(the group's change against the rest's), tested and corrected. Red rows change significantly more or less than the rest.</p>"
+    )
+    if c.get("method"):
+        out.append(f"<p class='note'>{esc(c['method'])}.</p>")
+    out.append(_ul(c["findings"]) if c["findings"] else "")
+    for i, x in enumerate(c["systems"]):
+        ov = x["overall"]
+        out.append(f"<h3>{esc(x['name'])} against {esc(c['baseline'])}</h3><p>Overall change "
+                   f"{fmt_change(ov.get('delta'), metric)} ({_ci(ov, 'delta_ci_low', 'delta_ci_high', metric, True)}), "
+                   f"from {fmt(ov.get('baseline'), metric)} to {fmt(ov.get('value'), metric)}.</p>")
+        rows = [
+            {"label": g["label"], "value": g.get("delta"), "low": g.get("delta_ci_low"), "high": g.get("delta_ci_high"), "kind": _kind(g)}
+            for g in x["groups"]
+        ]
+        out.append(interval_svg(rows, title=f"change in {metric}: {x['name']} against {c['baseline']}",
+                                axis_label=f"change in {metric}" + (" (points)" if metric in PERCENT_METRICS else ""),
+                                percent=metric in PERCENT_METRICS, reference=ov.get("delta"), zero_line=True, plot_id=f"comparison-plot-{i}"))
+        out.append(_table(
+            ["group", "clusters", esc(c["baseline"]), esc(x["name"]), "change", f"{conf}% interval", "interaction", "p adj.", "status"],
+            [(_kind(g), [esc(g["label"]), f"{_count(g.get('clusters'))}", fmt(g.get("baseline"), metric), fmt(g.get("value"), metric),
+                         fmt_change(g.get("delta"), metric), _ci(g, "delta_ci_low", "delta_ci_high", metric, True),
+                         _interaction(g, metric), fmt_p(g.get("p_adjusted")), esc(_status(g))])
+             for g in x["groups"]],
+        ))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _interaction(g: dict[str, Any], metric: str) -> str:
+    """An interaction on its own scale: a ratio of ratios (x1.8) or a difference of changes (points)."""
+    v = g.get("interaction")
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and g.get("interaction_scale") == "ratio of ratios":
+        return f"x{v:.2f}"
+    return fmt_change(v, metric)
 
 
 def _coverage_html(card: dict[str, Any]) -> str:
@@ -500,8 +551,26 @@ def render_markdown(card: dict[str, Any]) -> str:
             L += [f"**{c['name']}** (recipe `{c['recipe']}`)", ""]
             L.append(_md_table(["group", "baseline", "condition", "change", f"{conf}% interval", "interaction", "p adj.", "status"], [
                 [g["label"], fmt(g.get("baseline"), r["metric"]), fmt(g.get("value"), r["metric"]), fmt_change(g.get("delta"), r["metric"]),
-                 _ci(g, "delta_ci_low", "delta_ci_high", r["metric"], True), fmt_change(g.get("interaction"), r["metric"]),
+                 _ci(g, "delta_ci_low", "delta_ci_high", r["metric"], True), _interaction(g, r["metric"]),
                  fmt_p(g.get("p_adjusted")), _status(g)] for g in c["groups"]
+            ]))
+    L += ["### Comparison of systems", ""]
+    comp = card.get("comparison")
+    if not comp:
+        L += ["No comparison of systems is part of this card.", ""]
+    else:
+        cm = comp["metric"]
+        L += [f"Each system against **{comp['baseline']}** (column `{comp['condition_column']}`) on the same items "
+              f"(`{comp['item']}`), paired by speaker; per group ({comp['by']}) the change and the interaction, tested and corrected.", ""]
+        L += [f"- {x}" for x in comp["findings"]] + ([""] if comp["findings"] else [])
+        for x in comp["systems"]:
+            ov = x["overall"]
+            L += [f"**{x['name']} against {comp['baseline']}**: overall change {fmt_change(ov.get('delta'), cm)} "
+                  f"({_ci(ov, 'delta_ci_low', 'delta_ci_high', cm, True)}).", ""]
+            L.append(_md_table(["group", comp["baseline"], x["name"], "change", f"{conf}% interval", "interaction", "p adj.", "status"], [
+                [g["label"], fmt(g.get("baseline"), cm), fmt(g.get("value"), cm), fmt_change(g.get("delta"), cm),
+                 _ci(g, "delta_ci_low", "delta_ci_high", cm, True), _interaction(g, cm), fmt_p(g.get("p_adjusted")), _status(g)]
+                for g in x["groups"]
             ]))
     L += ["### Coverage", ""]
     c = card.get("coverage")
