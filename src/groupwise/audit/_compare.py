@@ -134,4 +134,6 @@ def compare(
             f"{pairing.repeated} rows repeat an ({item}, {condition}) pair, so items do not pair up one to one",
             fix="keep one row per item and system, or name the column that identifies an item with --item",
         )
-    return lastmile(frame, **common)
+    if pairing.incomplete:
+        frame = frame.loc[pairing.keep]
+    return lastmile(frame, **common, _unpaired=pairing.incomplete)  # every item left pairs up

@@ -249,6 +249,7 @@ def lastmile(
     cache_dir: Any = None,
     progress: bool = False,
     _strict_pairing: bool = False,
+    _unpaired: int | None = None,
 ) -> LastMileResult:
     """Compare each condition with the baseline, per group, with paired cluster statistics.
 
@@ -345,10 +346,10 @@ def lastmile(
         raise InputError("the data has only the baseline condition", fix="transcribe with at least one --condition besides baseline")
 
     item = item if item is not None else ("audio" if "audio" in frame.columns else None)
-    dropped = 0
+    dropped = _unpaired or 0  # items the caller already left out (its rows all pair up)
     if item is not None:
         check_columns(frame, [item], role="item", option="--item")
-    if shards is None and item is not None:
+    if shards is None and item is not None and _unpaired is None:
         pairing = pair_items(frame, item, condition, conditions)
         dropped = pairing.incomplete
         if not pairing.keep.all():
