@@ -215,3 +215,26 @@ def test_diff_compares_the_comparison(systems, systems_card, tmp_path):
     assert res.returncode == 0, res.stderr
     page = (tmp_path / "d" / "diff.html").read_text()
     assert "id='diff-comparison'" in page and "Comparison of systems" in page
+
+
+def test_demo_cards_carry_the_comparison_of_recognisers(v1, v2, tmp_path):
+    """The speech demo's paired comparison of its two recognisers goes into each recogniser's card."""
+    import shutil
+
+    from groupwise.card._demo import write_demo_card
+
+    for name, source in (("pocketsphinx", v1), ("whisper", v2)):
+        for kind in ("audit", "lastmile", "coverage"):
+            shutil.copy(source / f"{kind}.json", tmp_path / f"{kind}_{name}.json")
+    a = groupwise.speech_example(1200, n_speakers=60, accents=("en-us", "hi", "vi"), seed=3).drop(columns="true_rate")
+    b = groupwise.speech_example(1200, n_speakers=60, accents=("en-us", "hi", "vi"), seed=3, base_rate=0.06).drop(columns="true_rate")
+    both = pd.concat([a.assign(recogniser="PocketSphinx"), b.assign(recogniser="Whisper tiny.en")], ignore_index=True)
+    groupwise.compare(
+        both, condition="recogniser", baseline="PocketSphinx", by="accent", cluster="speaker", item="utterance",
+        provenance={"accent": "synthetic"}, min_clusters=5,
+    ).to_json(tmp_path / "recognisers.json")
+    folders = write_demo_card(tmp_path, kind="speech")
+    for folder in folders:
+        c = _card(folder)["comparison"]
+        assert c["baseline"] == "PocketSphinx" and [x["name"] for x in c["systems"]] == ["Whisper tiny.en"]
+        assert "Whisper tiny.en against PocketSphinx" in (folder / "card.html").read_text()

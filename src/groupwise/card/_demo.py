@@ -109,9 +109,12 @@ def _one(out: Path, kind: str, suffix: str, name: str | None, folder: Path) -> P
         encoding="utf-8",
     )
     lastmile, coverage = out / f"lastmile{suffix}.json", out / f"coverage{suffix}.json"
+    # The paired comparison of the recognisers on the same utterances belongs in each recogniser's card.
+    compare = out / "recognisers.json" if name is not None else None
     return build(
         about, out / f"audit{suffix}.json", lastmile=lastmile if lastmile.exists() else None,
-        coverage=coverage if coverage.exists() else None, export="mct,hf,eee", out=folder,
+        coverage=coverage if coverage.exists() else None, compare=compare if compare is not None and compare.exists() else None,
+        export="mct,hf,eee", out=folder,
     )
 
 
@@ -120,7 +123,9 @@ def write_demo_card(out: str | Path, *, kind: str) -> list[Path]:
 
     With ``out/audit.json`` the card goes to ``out/card/``; with one audit per recogniser
     (``audit_NAME.json``, with ``lastmile_NAME.json`` and ``coverage_NAME.json``) each
-    recogniser gets ``out/card_NAME.yaml`` and ``out/card/NAME/``.
+    recogniser gets ``out/card_NAME.yaml`` and ``out/card/NAME/``, and the paired comparison
+    of the recognisers (``out/recognisers.json``), where there is one, is each card's
+    "Comparison of systems".
 
     Returns
     -------
