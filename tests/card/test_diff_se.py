@@ -143,3 +143,23 @@ def test_a_real_change_is_found():
         found += b["direction"] == "worse"
         assert b["ratio"] > 1
     assert found >= 12
+
+
+def test_zero_values_and_zero_standard_errors(v1_card):
+    """A group without errors in both versions: tested on the absolute scale, and the diff still writes valid JSON."""
+    a = _card(v1_card)
+    b = json.loads(json.dumps(a))
+    for card in (a, b):
+        g = next(g for g in card["fairness"]["groups"] if g["label"] == "accent=fr")
+        g.update(value=0.0, ci_low=0.0)
+        g["summary"].update(se=0.0, se_log=None)
+    d = diff(a, b)
+    c = next(c for c in d["changes"] if c["label"] == "accent=fr")
+    assert c["scale"] == "absolute" and c["p_value"] == 1.0 and c["df"] is None and not c["significant"]
+    json.dumps(d, allow_nan=False)
+    b_g = next(g for g in b["fairness"]["groups"] if g["label"] == "accent=fr")
+    b_g.update(value=0.01)
+    b_g["summary"].update(se=0.004, se_log=0.4)
+    c = next(c for c in diff(a, b)["changes"] if c["label"] == "accent=fr")
+    assert c["scale"] == "absolute" and c["df"] == pytest.approx(b_g["summary"]["df"]) and c["change_ci_low"] < 0.01
+    json.dumps(diff(a, b), allow_nan=False)

@@ -145,8 +145,10 @@ def _test(
     se = math.hypot(se1, se2)
     if model:
         df = welch_df(se1 * se1, float(s_old["df"]), se2 * se2, float(s_new["df"]))
-        ref = stats.t(df) if math.isfinite(df) else stats.norm
-        method = f"audit standard errors (CR2), Welch-Satterthwaite df {df:.1f}, Student t"
+        if math.isfinite(df):
+            ref, method = stats.t(df), f"audit standard errors (CR2), Welch-Satterthwaite df {df:.1f}, Student t"
+        else:  # both standard errors are zero: no degrees of freedom to speak of
+            df, ref, method = None, stats.norm, "audit standard errors (CR2), both zero"
     else:
         # Read back with the normal quantile from intervals that may carry a small-sample
         # widening; the normal reference keeps that widening once.
@@ -350,8 +352,8 @@ def _short_method(c: dict[str, Any]) -> str:
     if c.get("method") is None:
         return "—"
     if c.get("df") is not None:
-        return f"t (df {c['df']:.1f})" if math.isfinite(c["df"]) else "normal"
-    return "normal (read back)"
+        return f"t (df {c['df']:.1f})"
+    return "normal (read back)" if c["method"] == READ_BACK else "—"
 
 
 def render_diff_html(d: dict[str, Any]) -> str:
