@@ -238,3 +238,14 @@ def test_demo_cards_carry_the_comparison_of_recognisers(v1, v2, tmp_path):
         c = _card(folder)["comparison"]
         assert c["baseline"] == "PocketSphinx" and [x["name"] for x in c["systems"]] == ["Whisper tiny.en"]
         assert "Whisper tiny.en against PocketSphinx" in (folder / "card.html").read_text()
+
+
+def test_comparison_renders_offline_in_chromium(systems_card, chromium):
+    dom, _ = chromium(systems_card / "card.html")
+    assert 'id="comparison"' in dom and 'href="#comparison"' in dom
+    assert 'data-resources-loaded="0"' in dom
+    # One plot per family of the audit (accent) and one per compared system.
+    assert 'data-plots="2"' in dom and 'id="comparison-plot-0"' in dom
+    plot = dom[dom.index('id="comparison-plot-0"'):]
+    plot = plot[: plot.index("</svg>")]
+    assert plot.count('class="interval"') == 3 and "caribbean" in plot
