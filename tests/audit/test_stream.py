@@ -421,3 +421,9 @@ def test_hive_partitioned_folders_as_spark_and_pyarrow_write_them(table, tmp_pat
 def test_hive_keys_of_whole_numbers_are_integers(tmp_path):
     parts = _stream.hive_partitions([Path("e/year=2024/site=a%2Fb/x.parquet"), Path("e/year=__HIVE_DEFAULT_PARTITION__/site=c/y.parquet")])
     assert parts == [{"year": 2024, "site": "a/b"}, {"year": None, "site": "c"}]
+
+
+def test_a_shard_listed_twice_is_refused(shards):
+    first = str(next(shards.glob("*.parquet")))
+    with pytest.raises(InputError, match="listed twice"):
+        audit([first, first.replace("/", "//")], by="accent", cluster="speaker")

@@ -72,6 +72,14 @@ def stream_source(data: Any) -> list[Path] | None:
         paths = [Path(p) for p in data]
         for p in paths:
             _check_shard_path(p)
+        seen: dict[Path, Path] = {}
+        for p in paths:
+            if p.resolve() in seen:
+                raise InputError(
+                    f"the shard {str(p)!r} is listed twice (as {str(seen[p.resolve()])!r} too), so its rows would count twice",
+                    fix="list each file once",
+                )
+            seen[p.resolve()] = p
         return paths
     if not isinstance(data, (str, os.PathLike)):
         return None
@@ -197,8 +205,10 @@ class ReducePlan:
         """What changes the sums, as text for the cache key."""
         spec = getattr(self.normalizer, "spec", None if self.normalizer is None else repr(self.normalizer))
         cols = {k: str(v) for k, v in vars(self.columns).items()} if hasattr(self.columns, "__dict__") else str(self.columns)
+        from groupwise import __version__
+
         return json.dumps(
-            {"v": _CACHE_VERSION, "metric": self.metric, "columns": cols, "normalize": spec, "cluster": self.cluster,
+            {"v": _CACHE_VERSION, "groupwise": __version__, "metric": self.metric, "columns": cols, "normalize": spec, "cluster": self.cluster,
              "keys": list(self.keys), "expressions": list(self.expressions),
              "pairing": list(self.pairing) if self.pairing is not None else None},
             sort_keys=True, default=str,
