@@ -19,11 +19,8 @@ proposes a t-way covering set of combinations to collect.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +33,7 @@ from groupwise._validation import DEFAULTS, check_scalar
 from groupwise.audit._inference import CellSums, cell_sums, dispersion, value_interval
 from groupwise.audit._metrics import MetricColumns, get_metric
 from groupwise.audit._prepare import plain as _plain
+from groupwise.audit._base import Result
 
 __all__ = ["coverage", "CoverageResult"]
 
@@ -43,7 +41,7 @@ _MAX_CELLS = 200_000
 
 
 @dataclass
-class CoverageResult:
+class CoverageResult(Result):
     """Every combination of the dimensions with its counts and needs.
 
     Attributes
@@ -79,11 +77,6 @@ class CoverageResult:
             "covering": self.covering,
         }
 
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str)
-        if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
-        return text
 
     def to_frame(self) -> pd.DataFrame:
         rows = [{**c["cell"], **{k: v for k, v in c.items() if k != "cell"}} for c in self.cells]

@@ -20,10 +20,8 @@ without a group value count in the overall deltas and in no group comparison.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +34,7 @@ from groupwise.audit._metrics import MetricColumns, get_metric
 from groupwise._provenance import Provenance
 from groupwise.audit._result import format_value, group_label
 from groupwise.audit._inference import adjust, empirical_df, t_contrast, welch_df
+from groupwise.audit._base import Result
 
 __all__ = ["lastmile", "LastMileResult"]
 
@@ -49,7 +48,7 @@ def _points(x: float | None, metric: str) -> str:
 
 
 @dataclass
-class LastMileResult:
+class LastMileResult(Result):
     """Per condition: overall and per-group baseline, condition value, delta and interaction.
 
     Attributes
@@ -87,11 +86,6 @@ class LastMileResult:
             "findings": self.findings(),
         }
 
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str)
-        if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
-        return text
 
     def to_frame(self) -> pd.DataFrame:
         """One tidy row per (condition, group), plus an ``overall`` row per condition."""

@@ -66,7 +66,6 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,6 +75,7 @@ import pandas as pd
 from groupwise.audit._result import _format_gap, _format_p, format_value
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
+from groupwise.audit._base import Result
 
 __all__ = ["slices", "SliceResult"]
 
@@ -347,7 +347,7 @@ _fmt, _fmt_gap, _fmt_p = format_value, _format_gap, _format_p
 
 
 @dataclass
-class SliceResult:
+class SliceResult(Result):
     """What :func:`slices` found: candidate slices and which of them were confirmed.
 
     Attributes
@@ -434,12 +434,6 @@ class SliceResult:
             "found_by_search": self.card_section(),
         }
 
-    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
-        """The result as JSON; written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=str)
-        if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
-        return text
 
     def to_frame(self) -> pd.DataFrame:
         """One row per candidate slice, discovery and confirmation numbers side by side."""
