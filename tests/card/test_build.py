@@ -42,13 +42,14 @@ def test_every_group_number_is_copied_not_recomputed(v1, v1_card):
         assert all(cell[k] == v for k, v in src.items())
 
 
-def test_summary_gives_back_the_interval(v1_card):
-    """The stored standard error is the interval's width over 2z (what the diff relies on)."""
+def test_summary_holds_the_audits_standard_errors(v1, v1_card):
+    """The stored standard error is the audit's own (what the diff relies on), its interval's width otherwise."""
     import math
 
     from scipy import stats
 
     card = _card(v1_card)
+    audit_groups = {json.dumps(g["group"], sort_keys=True): g for g in json.loads((v1 / "audit.json").read_text())["groups"]}
     z = stats.norm.ppf(0.975)
     checked = 0
     for g in card["fairness"]["groups"]:
@@ -56,10 +57,16 @@ def test_summary_gives_back_the_interval(v1_card):
         if s is None:
             assert g["status"] == "insufficient" and g["ci_low"] is None
             continue
-        assert s["se"] == pytest.approx((g["ci_high"] - g["ci_low"]) / (2 * z))
-        if g["ci_low"] > 0:
-            assert s["se_log"] == pytest.approx((math.log(g["ci_high"]) - math.log(g["ci_low"])) / (2 * z))
-            checked += 1
+        source = audit_groups[json.dumps(g["group"], sort_keys=True)]
+        if source.get("se_value") is not None:
+            assert s["se"] == pytest.approx(source["se_value"]) and s["df"] == pytest.approx(source["df_value"])
+            if g["value"] > 0:
+                assert s["se_log"] == pytest.approx(source["se_value"] / g["value"])
+        else:
+            assert s["se"] == pytest.approx((g["ci_high"] - g["ci_low"]) / (2 * z))
+            if g["ci_low"] > 0:
+                assert s["se_log"] == pytest.approx((math.log(g["ci_high"]) - math.log(g["ci_low"])) / (2 * z))
+        checked += 1
     assert checked >= 8
     assert card["run"]["per_cluster_data"] is False
     assert "speaker" not in json.dumps(card["fairness"]["groups"][0]["group"])
