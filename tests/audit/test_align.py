@@ -361,3 +361,14 @@ def test_identical_pairs_are_counted_without_alignment():
     assert got[2] == (0, 0, 0, 0, 0, 0)  # "," is no word once punctuation is removed
     all_same = rows(normalized_word_edits(refs[:4], refs[:4], norm))
     assert all_same == [(0, 0, 0, 2, 2, 2), (0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0, 3, 3, 3)]
+
+
+@pytest.mark.parametrize("vocab_size", [0xD7FF, 0xD800, 0xD801])
+def test_code_points_at_the_surrogate_boundary(vocab_size):
+    ids = np.arange(vocab_size, dtype=np.uint32)
+    (string,) = align._sequences(ids, np.array([0, vocab_size]), vocab_size)
+    points = [ord(c) for c in string]
+    assert points[0] == 1
+    assert points[-1] == (vocab_size if vocab_size < 0xD800 else vocab_size + 0x800)
+    assert not any(0xD800 <= p <= 0xDFFF for p in points)
+    assert len(set(points)) == vocab_size

@@ -424,9 +424,9 @@ def _sequences(
         o = offs.tolist()
         rows = range(len(o) - 1) if keep is None else np.flatnonzero(keep).tolist()
         return [flat[o[i] : o[i + 1]] for i in rows]
-    cps = ids.astype(np.uint32, copy=True)
-    cps += 1
-    cps[cps >= _SURROGATES] += _N_SURROGATES
+    cps = np.add(ids, 1, dtype=np.uint32, casting="unsafe")
+    if vocab_size >= _SURROGATES:  # ids from 0xD7FF on would land on the surrogates
+        cps[cps >= _SURROGATES] += _N_SURROGATES
     return _rows_as_strings(cps, offs, keep)
 
 
