@@ -118,7 +118,7 @@ def compare(
     if shards is not None:
         return lastmile(
             shards, **common, engine=engine, ray_address=ray_address, cache_dir=cache_dir, progress=progress,
-            _strict_pairing=not drop_unpaired,
+            _strict_pairing=not drop_unpaired, _kind="compare",
         )
     pairing = pair_items(frame, item, condition, systems)
     if pairing.incomplete and not drop_unpaired:
@@ -136,4 +136,4 @@ def compare(
         )
     if pairing.incomplete:
         frame = frame.loc[pairing.keep]
-    return lastmile(frame, **common, _unpaired=pairing.incomplete)  # every item left pairs up
+    return lastmile(frame, **common, _unpaired=pairing.incomplete, _kind="compare")  # every item left pairs up

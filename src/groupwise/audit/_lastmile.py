@@ -244,6 +244,7 @@ def lastmile(
     progress: bool = False,
     _strict_pairing: bool = False,
     _unpaired: int | None = None,
+    _kind: str = "lastmile",
 ) -> LastMileResult:
     """Compare each condition with the baseline, per group, with paired cluster statistics.
 
@@ -424,6 +425,7 @@ def lastmile(
             g["direction"] = "larger" if g["interaction"] > null else "smaller"
     settings = {
         "metric": spec.name, "metric_description": spec.description, "by": by_cols, "cluster": cluster,
+        "kind": "compare" if _kind == "compare" else "lastmile",
         "condition_column": condition, "baseline": baseline, "item": item, "items_not_in_every_condition": dropped,
         "scale": scale, "test": "cluster-robust t", "correction": correction, "alpha": alpha,
         "confidence": confidence, "min_clusters": min_clusters, "min_examples": min_examples, "seed": seed,
