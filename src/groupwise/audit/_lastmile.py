@@ -396,6 +396,8 @@ def lastmile(
                 "delta_ci_low": _f(stats["delta_low"][j]) if sufficient else None,
                 "delta_ci_high": _f(stats["delta_high"][j]) if sufficient else None,
                 "delta_p_value": _f(stats["delta_p"][j]) if sufficient else None,
+                "delta_se": _f(stats["delta_se"][j]) if sufficient else None,
+                "delta_df": _f(round(float(stats["delta_df"][j]), 2)) if sufficient else None,
                 "delta_ratio": _f(stats["delta_ratio"][j]),
                 "rest_delta": _f(stats["rest_delta"][j]),
                 "rest_delta_ratio": _f(stats["rest_delta_ratio"][j]),
@@ -462,6 +464,7 @@ def _overall_delta(
     se, _, p, lo, hi = t_contrast(np.array([Rc - Rb]), np.array([V]), np.array([df]), confidence)
     return {
         "baseline": _f(Rb), "value": _f(Rc), "delta": _f(Rc - Rb), "delta_ci_low": _f(lo[0]), "delta_ci_high": _f(hi[0]),
+        "delta_se": _f(se[0]), "delta_df": _f(round(float(df), 2)),
         "n": int(round(weight[c_rows].sum())), "clusters": int(np.count_nonzero(dc > 0)), "p_value": _f(p[0]), "p_adjusted": None,
     }
 
@@ -501,7 +504,7 @@ def _paired_groups(
     nu_r = np.minimum(np.array([_kish(rb_d[:, j]) for j in range(k)]) - 1.0, _empirical_df(rest_abs))
     delta = Rc - Rb
     Vd = lam_g * (psi_abs**2).sum(0)
-    _, _, delta_p, delta_low, delta_high = t_contrast(delta, Vd, nu_g, confidence)
+    delta_se, _, delta_p, delta_low, delta_high = t_contrast(delta, Vd, nu_g, confidence)
     psi = np.where(relative, psi_rel, psi_abs)
     rest = np.where(relative, rest_rel, rest_abs)
     Vg, Vr, C = lam_g * (psi**2).sum(0), lam_r * (rest**2).sum(0), np.sqrt(lam_g * lam_r) * (psi * rest).sum(0)
@@ -516,6 +519,7 @@ def _paired_groups(
         hi_out = np.where(relative, np.exp(hi), hi)
         return {
             "Rb": Rb, "Rc": Rc, "delta": delta, "delta_low": delta_low, "delta_high": delta_high, "delta_p": delta_p,
+            "delta_se": delta_se, "delta_df": nu_g,
             "delta_ratio": Rc / Rb, "rest_delta": Qc - Qb, "rest_delta_ratio": Qc / Qb,
             "inter": inter_out, "inter_low": lo_out, "inter_high": hi_out, "p": p, "df": df,
             "inter_scale": np.where(relative, "ratio of ratios", "difference of deltas"),

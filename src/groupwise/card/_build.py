@@ -24,7 +24,7 @@ from typing import Any
 
 from groupwise._errors import InputError
 from groupwise.card._about import load_about, validate_about
-from groupwise.card._inputs import interval_summary, read_result, value_summary
+from groupwise.card._inputs import delta_summary, interval_summary, read_result, value_summary
 
 __all__ = ["build", "assemble", "SCHEMA_VERSION", "EXPORTS", "label_of", "PERCENT_METRICS"]
 
@@ -150,10 +150,7 @@ def _paired_conditions(last: dict[str, Any], confidence: float) -> list[dict[str
         for g in c["groups"]:
             cell = dict(g)
             cell["label"] = label_of(g["group"])
-            cell["summary"] = interval_summary(
-                g.get("delta"), g.get("delta_ci_low"), g.get("delta_ci_high"), clusters=g.get("clusters"),
-                confidence=confidence,
-            )
+            cell["summary"] = delta_summary(g, confidence=confidence)
             groups.append(cell)
         entry = dict(c)
         entry.update(

@@ -17,8 +17,10 @@ tested from those, and each change row says which way (``method``):
   new/old (``exp(d +- q se)``) and the p-value comes from the same ``d / se``, so they
   agree. Where a value is zero the absolute scale is used, the same way.
 * last-mile deltas (the change a condition causes) and the changes between systems of a
-  paired comparison, on the absolute scale, with standard errors read back from their
-  intervals and a normal reference.
+  paired comparison, on the absolute scale: with the deltas' own paired cluster-robust
+  standard errors and degrees of freedom (``delta_se``, ``delta_df``) where both cards have
+  them (Welch-Satterthwaite, Student t), else read back from their intervals with a normal
+  reference.
 
 Every test is corrected across all changes tested in the diff (Holm by default, or
 Benjamini-Hochberg). **Independence.** The variance of a change adds the two variances,
@@ -167,11 +169,13 @@ def _tested(cell: dict[str, Any]) -> bool:
     return cell.get("summary") is not None and not str(cell.get("status", "")).startswith("insufficient")
 
 
-def _read_back(cell: dict[str, Any], level: float) -> dict[str, Any] | None:
-    """A group value's standard errors read back from its interval (what older cards stored)."""
+def _read_back(cell: dict[str, Any], level: float, value_key: str = "value") -> dict[str, Any] | None:
+    """A value's (or a delta's) standard errors read back from its interval (what older cards stored)."""
     if cell.get("summary") and cell["summary"].get("method") == METHOD_INTERVAL:
         return cell["summary"]
-    return interval_summary(cell.get("value"), cell.get("ci_low"), cell.get("ci_high"), clusters=cell.get("clusters"), confidence=level)
+    prefix = "" if value_key == "value" else f"{value_key}_"
+    return interval_summary(cell.get(value_key), cell.get(f"{prefix}ci_low"), cell.get(f"{prefix}ci_high"),
+                            clusters=cell.get("clusters"), confidence=level)
 
 
 def _compare_cells(
@@ -194,9 +198,9 @@ def _compare_cells(
         t = None
         if _tested(o) and _tested(n) and entry["change"] is not None:
             so, sn = o["summary"], n["summary"]
-            model = log and _audit_se(so) and _audit_se(sn)
-            if log and not model:  # one card from an older audit JSON: read both back from their intervals
-                so, sn = _read_back(o, levels[0]) or so, _read_back(n, levels[1]) or sn
+            model = _audit_se(so) and _audit_se(sn)
+            if not model:  # one card from an older JSON: read both back from their intervals
+                so, sn = _read_back(o, levels[0], value_key) or so, _read_back(n, levels[1], value_key) or sn
             t = _test(ov, nv, so, sn, confidence, log, model) or _test(ov, nv, so, sn, confidence, False, model)
         if t is None:
             entry["status"] = "not tested: too little data in " + (
@@ -309,8 +313,10 @@ def diff(
             "audits' own standard errors (CR2, se_value) and degrees of freedom (df_value), the variance is the sum of the "
             "two, with Welch-Satterthwaite degrees of freedom and a Student t reference; where either card was built from "
             "an older audit JSON, " + READ_BACK + " (each change says which in 'method')",
-            "robustness_scale": "difference of last-mile deltas, " + READ_BACK,
-            "comparison_scale": "difference of the changes between systems, " + READ_BACK,
+            "robustness_scale": "difference of last-mile deltas: their own standard errors (delta_se, delta_df), "
+            "Welch-Satterthwaite df, Student t where both cards have them, else " + READ_BACK,
+            "comparison_scale": "difference of the changes between systems: their own standard errors (delta_se, "
+            "delta_df), Welch-Satterthwaite df, Student t where both cards have them, else " + READ_BACK,
             "independence": INDEPENDENCE_NOTE,
         },
         "changes": changes,

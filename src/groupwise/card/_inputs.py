@@ -33,9 +33,13 @@ from typing import Any
 
 from groupwise._errors import InputError
 
-__all__ = ["read_result", "interval_summary", "value_summary", "ROLES", "METHOD_INTERVAL", "METHOD_AUDIT_SE"]
+__all__ = ["read_result", "interval_summary", "value_summary", "delta_summary", "ROLES", "METHOD_INTERVAL", "METHOD_AUDIT_SE"]
 
 METHOD_INTERVAL = "interval width / (2 z)"
+METHOD_DELTA_SE = (
+    "the result's paired cluster-robust (CR2) standard error of the delta (delta_se) and its Satterthwaite degrees "
+    "of freedom (delta_df)"
+)
 METHOD_AUDIT_SE = (
     "the audit's standard error of the value (se_value: cluster-robust CR2, never below the count model's) and its "
     "Satterthwaite degrees of freedom (df_value); se_log = se / value (delta method)"
@@ -239,6 +243,25 @@ def interval_summary(
     q = float(stats.norm.ppf(0.5 + confidence / 2))
     se_log = (math.log(hi) - math.log(lo)) / (2 * q) if lo > 0 and v > 0 else None
     return {"se": (hi - lo) / (2 * q), "se_log": se_log, "df": max(k - 1, 1), "method": METHOD_INTERVAL}
+
+
+def delta_summary(cell: dict[str, Any], *, confidence: float) -> dict[str, Any] | None:
+    """The standard error of a last-mile or comparison delta that a diff between cards needs.
+
+    The delta's own paired cluster-robust standard error and degrees of freedom
+    (``delta_se``, ``delta_df``) where the result reports them, else read back from its
+    interval. Deltas are compared on the absolute scale (``se_log`` is None).
+
+    Examples
+    --------
+    >>> delta_summary({"delta": 0.03, "delta_se": 0.01, "delta_df": 9.0}, confidence=0.95)["df"]
+    9.0
+    """
+    se, df = _finite(cell.get("delta_se")), _finite(cell.get("delta_df"))
+    if _finite(cell.get("delta")) is not None and se is not None and df is not None and se >= 0 and df > 0:
+        return {"se": se, "se_log": None, "df": df, "method": METHOD_DELTA_SE}
+    return interval_summary(cell.get("delta"), cell.get("delta_ci_low"), cell.get("delta_ci_high"),
+                            clusters=cell.get("clusters"), confidence=confidence)
 
 
 def value_summary(cell: dict[str, Any], *, confidence: float) -> dict[str, Any] | None:
