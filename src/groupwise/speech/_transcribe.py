@@ -508,6 +508,8 @@ def transcribe(
     if on_error not in ("fail", "skip"):
         raise InputError(f"on_error must be 'fail' or 'skip', got {on_error!r}", fix="use on_error='fail' or 'skip'")
     if engine == "ray":
+        from groupwise.audit._ray import _import_ray
+
         _import_ray()  # before any work, not after the audio has been read
     specs = _canonical_conditions(conditions)
     options = dict(backend_options or {})
@@ -817,22 +819,12 @@ def _execute_processes(
         pool.shutdown(wait=submitted, cancel_futures=True)
 
 
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise InputError(
-            "engine='ray' needs Ray, which is not installed", fix='install it with pip install "groupwise[ray]"'
-        ) from None
-    return ray
-
-
 def _execute_ray(
     todo: list[_Job], backend_name: str, options: dict[str, Any], workers: int, store: _Cache | None,
     stop_on_error: bool, record: Callable[[Sequence[_Outcome]], None], failed: Callable[[Sequence[_Outcome]], bool],
     ray_address: str | None = None,
 ) -> None:  # fmt: skip
-    from groupwise.audit._ray import connect
+    from groupwise.audit._ray import _import_ray, connect
 
     ray = _import_ray()
     started = connect(ray_address, num_cpus=workers)
