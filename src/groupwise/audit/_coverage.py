@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sstats
+from scipy import special
 
 from groupwise._errors import InputError
 from groupwise._io import check_columns, split_names
@@ -477,7 +477,7 @@ def _plan(
     level = alpha / tests
 
     def detectable(se: np.ndarray, df: np.ndarray) -> np.ndarray:
-        q = sstats.t.ppf(1 - level / 2, df) + sstats.t.ppf(0.8, df)
+        q = special.stdtrit(df, 1 - level / 2) + special.stdtrit(df, 0.8)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return R * (np.exp(q * se / R) - 1.0)
 

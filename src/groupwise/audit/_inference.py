@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy import stats as sstats
+from scipy import special
 
 __all__ = ["CellSums", "cell_sums", "value_interval", "t_contrast", "fieller", "adjust", "holm", "benjamini_hochberg"]
 
@@ -276,11 +276,11 @@ def value_interval(
         v_rob = np.where(s.D > 0, s.ee * s.leverage / np.where(s.D > 0, s.D, 1.0) ** 2, np.nan)
     R = s.R
     if kind not in ("count", "binary"):
-        q = sstats.t.ppf(1 - alpha / 2, df)
+        q = special.stdtrit(df, 1 - alpha / 2)
         se = np.sqrt(v_rob)
         return R - q * se, R + q * se, df
-    z = sstats.norm.ppf(1 - alpha / 2)
-    kg = (z / sstats.t.ppf(1 - alpha / 2, df)) ** 2
+    z = special.ndtri(1 - alpha / 2)
+    kg = (z / special.stdtrit(df, 1 - alpha / 2)) ** 2
     m_own = model_variance(kind, R, s.D, s.xbar, disp)
     with np.errstate(divide="ignore", invalid="ignore"):
         base = model_variance(kind, R, s.D, s.xbar, 0.0)
@@ -318,12 +318,12 @@ def _exact(kind: str, x: np.ndarray, n: np.ndarray, alpha: float, upper: bool) -
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "count":
             if upper:
-                return sstats.gamma.ppf(1 - alpha / 2, x + 1.0) / n
-            return np.where(x > 0, sstats.gamma.ppf(alpha / 2, np.maximum(x, 1e-300)) / n, 0.0)
+                return special.gammaincinv(x + 1.0, 1 - alpha / 2) / n
+            return np.where(x > 0, special.gammaincinv(np.maximum(x, 1e-300), alpha / 2) / n, 0.0)
         x = np.minimum(x, n)
         if upper:
-            return np.where(x < n, sstats.beta.ppf(1 - alpha / 2, x + 1.0, np.maximum(n - x, 1e-300)), 1.0)
-        return np.where(x > 0, sstats.beta.ppf(alpha / 2, np.maximum(x, 1e-300), n - x + 1.0), 0.0)
+            return np.where(x < n, special.betaincinv(x + 1.0, np.maximum(n - x, 1e-300), 1 - alpha / 2), 1.0)
+        return np.where(x > 0, special.betaincinv(np.maximum(x, 1e-300), n - x + 1.0, alpha / 2), 0.0)
 
 
 def t_contrast(
@@ -340,8 +340,8 @@ def t_contrast(
     df = np.maximum(np.asarray(df, dtype=float), 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se > 0, estimate / np.where(se > 0, se, 1.0), np.where(estimate == 0, 0.0, np.nan))
-    p = np.where(np.isfinite(t), 2.0 * sstats.t.sf(np.abs(t), df), np.nan)
-    q = sstats.t.ppf(0.5 + confidence / 2.0, df)
+    p = np.where(np.isfinite(t), 2.0 * special.stdtr(df, -np.abs(t)), np.nan)
+    q = special.stdtrit(df, 0.5 + confidence / 2.0)
     return se, t, p, estimate - q * se, estimate + q * se
 
 

@@ -217,7 +217,14 @@ def family_from_columns(frame: pd.DataFrame, columns: list[str]) -> Family:
         combined = combined * max(len(uniques), 1) + np.maximum(codes, 0)
         uniques_per_col.append(uniques)
     combined[missing] = -1
-    present, cell_codes = np.unique(combined[~missing], return_inverse=True)
+    kept = combined[~missing]
+    n_keys = float(np.prod([max(len(u), 1) for u in uniques_per_col], dtype=float))
+    if n_keys <= 4 * len(frame) + 1024:  # dense keys: a bincount, no sort
+        seen = np.bincount(kept, minlength=int(n_keys)) > 0
+        present = np.flatnonzero(seen)
+        cell_codes = (np.cumsum(seen) - 1)[kept]
+    else:
+        present, cell_codes = np.unique(kept, return_inverse=True)
     codes = np.full(len(frame), -1, dtype=np.int64)
     codes[~missing] = cell_codes
     labels = []
