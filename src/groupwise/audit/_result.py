@@ -5,14 +5,14 @@ Views only read the numbers :func:`groupwise.audit` computed; none recomputes an
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from groupwise.audit._base import Result
 
 __all__ = ["AuditResult", "group_label", "format_value"]
 
@@ -60,7 +60,7 @@ def _format_p(p: float | None) -> str:
 
 
 @dataclass
-class AuditResult:
+class AuditResult(Result):
     """What :func:`groupwise.audit` found: the overall value and one entry per group.
 
     Attributes
@@ -113,12 +113,6 @@ class AuditResult:
             "provenance": dict(self.provenance),
         }
 
-    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
-        """The result as JSON; written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=str)
-        if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
-        return text
 
     def to_frame(self) -> pd.DataFrame:
         """A tidy DataFrame: one row per group, one column per number.

@@ -8,15 +8,51 @@ and automated hunters. The command-line program wraps the
 functions of :mod:`groupwise.bounty._cli`.
 """
 
-from groupwise.bounty._checker import CheckerState, HoldoutExhausted
-from groupwise.bounty._export import to_onnx_file as export_onnx
-from groupwise.bounty._data import ADULT_FEATURES, holdout_bound, load_adult
-from groupwise.bounty._hunters import STRATEGIES, hunt
-from groupwise.bounty._loss import Loss, parse_loss
-from groupwise.bounty._pdl import Bundle, GroupRef, Node, PointerDecisionList, load_bundle
-from groupwise.bounty._program import GroupSizeError, Program, SubmissionResult, create_program
-from groupwise.bounty._sandbox import IsolationUnavailable, Limits, SandboxError
-from groupwise.bounty._schema import Feature, Schema
+from importlib import import_module
+from typing import Any
+
+# Names load on first use (PEP 562), so that a process that needs one module, such as the
+# sandbox worker, does not import pandas, scikit-learn and ONNX for all of them.
+_LAZY = {
+    "CheckerState": ("_checker", "CheckerState"),
+    "HoldoutExhausted": ("_checker", "HoldoutExhausted"),
+    "export_onnx": ("_export", "to_onnx_file"),
+    "ADULT_FEATURES": ("_data", "ADULT_FEATURES"),
+    "holdout_bound": ("_data", "holdout_bound"),
+    "load_adult": ("_data", "load_adult"),
+    "STRATEGIES": ("_hunters", "STRATEGIES"),
+    "hunt": ("_hunters", "hunt"),
+    "Loss": ("_loss", "Loss"),
+    "parse_loss": ("_loss", "parse_loss"),
+    "Bundle": ("_pdl", "Bundle"),
+    "GroupRef": ("_pdl", "GroupRef"),
+    "Node": ("_pdl", "Node"),
+    "PointerDecisionList": ("_pdl", "PointerDecisionList"),
+    "load_bundle": ("_pdl", "load_bundle"),
+    "GroupSizeError": ("_program", "GroupSizeError"),
+    "Program": ("_program", "Program"),
+    "SubmissionResult": ("_program", "SubmissionResult"),
+    "create_program": ("_program", "create_program"),
+    "IsolationUnavailable": ("_sandbox", "IsolationUnavailable"),
+    "Limits": ("_sandbox", "Limits"),
+    "SandboxError": ("_sandbox", "SandboxError"),
+    "Feature": ("_schema", "Feature"),
+    "Schema": ("_schema", "Schema"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(import_module(f"groupwise.bounty.{module}"), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'groupwise.bounty' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
 
 __all__ = [
     "ADULT_FEATURES",

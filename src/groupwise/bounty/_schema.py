@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-from pandas.api import types as pdt
+
+if TYPE_CHECKING:  # pandas is imported where a frame is handled: the sandbox worker needs none
+    import pandas as pd
 
 from groupwise._errors import InputError
 
@@ -58,6 +59,7 @@ class Schema:
     Examples
     --------
     >>> import pandas as pd
+    >>> import pandas as pd
     >>> df = pd.DataFrame({"age": [30, 40], "sex": ["F", "M"], "y": ["no", "yes"]})
     >>> schema = Schema.infer(df, target="y", features=["age", "sex"], task="classification")
     >>> schema.encode(df).tolist()
@@ -87,6 +89,8 @@ class Schema:
     @classmethod
     def infer(cls, frame: pd.DataFrame, *, target: str, features: Sequence[str] | None, task: str) -> Schema:
         """Read the schema off the training data (numbers are numeric, the rest categorical)."""
+        from pandas.api import types as pdt
+
         if task not in _TASKS:
             raise InputError(f"the task {task!r} is not known", fix="use --task classification or --task regression")
         columns = [str(c) for c in frame.columns]
@@ -169,6 +173,8 @@ class Schema:
             A feature is missing, a numeric feature holds text or missing values, or a
             categorical feature holds a value the schema does not know.
         """
+        import pandas as pd
+
         columns = {str(c) for c in frame.columns}
         missing = [n for n in self.names if n not in columns]
         if target and self.target not in columns:
@@ -186,6 +192,9 @@ class Schema:
         return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
 
     def _column(self, series: pd.Series, feature: Feature, name: str) -> Any:
+        import pandas as pd
+        from pandas.api import types as pdt
+
         if feature.kind == "numeric":
             if pdt.is_bool_dtype(series.dtype) or not pdt.is_numeric_dtype(series.dtype):
                 bad = pd.to_numeric(series, errors="coerce").isna() & series.notna()
@@ -220,6 +229,8 @@ class Schema:
         return pd.Categorical.from_codes(codes, categories=list(feature.categories))
 
     def _target_column(self, series: pd.Series, name: str) -> Any:
+        import pandas as pd
+
         if self.task == "classification":
             text = series.astype("string").to_numpy(dtype=object, na_value=None)
             codes = pd.Index(list(self.classes)).get_indexer(text)
@@ -248,6 +259,8 @@ class Schema:
 
     def decode(self, matrix: npt.NDArray[np.float32]) -> pd.DataFrame:
         """Invert :meth:`encode` (used by the sandbox, which only gets the matrix)."""
+        import pandas as pd
+
         out: dict[str, Any] = {}
         for j, feature in enumerate(self.features):
             if feature.kind == "categorical":
@@ -258,6 +271,8 @@ class Schema:
 
     def encode_target(self, series: pd.Series) -> npt.NDArray[Any]:
         """Class index (int64) for classification, float64 for regression."""
+        import pandas as pd
+
         if self.task == "classification":
             values = series if isinstance(series.dtype, pd.CategoricalDtype) else self._target_column(series, "data")
             return pd.Index(list(self.classes)).get_indexer(np.asarray(values, dtype=object)).astype(np.int64)
@@ -271,6 +286,8 @@ class Schema:
 
 
 def _is_validated(frame: pd.DataFrame, schema: Schema) -> bool:
+    import pandas as pd
+
     for feature in schema.features:
         if feature.name not in frame.columns:
             return False
