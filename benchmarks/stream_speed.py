@@ -127,8 +127,8 @@ def main() -> None:
     load = os.getloadavg()
 
     print()
-    print(f"| run | utterances | wall | utterances/s | peak memory |")
-    print(f"| --- | --- | --- | --- | --- |")
+    print("| run | utterances | wall | utterances/s | peak memory |")
+    print("| --- | --- | --- | --- | --- |")
     print(f"| shards, {args.engine} engine | {total:,} | {wall:.1f} s | {total / wall:,.0f} | {peak:,.0f} MB |")
     n_sub = args.subset * args.rows
     print(f"| subset in memory (one file) | {n_sub:,} | {mem_wall:.1f} s | {n_sub / mem_wall:,.0f} | {mem_peak:,.0f} MB |")

@@ -40,12 +40,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from groupwise._errors import GroupExpressionError, GroupwiseError, InputError
+from groupwise._errors import GroupwiseError, InputError
 from groupwise._expr import parse_group
 from groupwise._io import check_scalar, read_table
 from groupwise.bounty._checker import CheckerState, Holdout, RepairScanCut, decide, exhausted_error, run_update
 from groupwise.bounty._data import holdout_bound, split_data
-from groupwise.bounty._loss import Loss, parse_loss
+from groupwise.bounty._loss import parse_loss
 from groupwise.bounty._models import sniff_format
 from groupwise.bounty._pdl import GroupRef, Node, PointerDecisionList, write_bundle
 from groupwise.bounty._sandbox import Evaluation, HoldoutFailed, Limits, SandboxError, check_output
