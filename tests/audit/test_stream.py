@@ -427,3 +427,15 @@ def test_a_shard_listed_twice_is_refused(shards):
     first = str(next(shards.glob("*.parquet")))
     with pytest.raises(InputError, match="listed twice"):
         audit([first, first.replace("/", "//")], by="accent", cluster="speaker")
+
+
+def test_cluster_failures_are_told_from_bugs():
+    ray = pytest.importorskip("ray")
+    from groupwise.audit._ray import _is_ray_failure
+
+    crashed = ray.exceptions.WorkerCrashedError()
+    wrapped = RuntimeError("task failed")
+    wrapped.__cause__ = crashed
+    assert _is_ray_failure(ray, crashed) and _is_ray_failure(ray, wrapped)
+    assert _is_ray_failure(ray, ConnectionError("GCS unreachable"))
+    assert not _is_ray_failure(ray, ValueError("a bug in the batch function"))
