@@ -230,7 +230,7 @@ class Reduced:
     notes: list[str] = field(default_factory=list)
 
     def kind(self, metric_kind: str) -> str:
-        """The count model, read from every row as :func:`groupwise.audit._audit.metric_kind` does."""
+        """The count model of every row together, as :func:`groupwise.audit._prepare.metric_kind` reads it from each batch."""
         if metric_kind != "continuous" or self.rows == 0:
             return metric_kind
         if not self.whole:
@@ -242,6 +242,7 @@ def reduce_batch(frame: pd.DataFrame, plan: ReducePlan) -> pd.DataFrame:
     """One batch (rows of one shard) as one row per key with the sums of its rows."""
     from groupwise._expr import parse_group
     from groupwise.audit._metrics import Contributions, contributions, get_metric
+    from groupwise.audit._prepare import metric_kind
 
     if plan.metric is not None:
         contrib = contributions(frame, get_metric(plan.metric), plan.columns, normalizer=plan.normalizer)
@@ -258,10 +259,10 @@ def reduce_batch(frame: pd.DataFrame, plan: ReducePlan) -> pd.DataFrame:
     for i, text in enumerate(plan.expressions):
         out[f"__group{i}"] = pd.Series(parse_group(text, columns=frame.columns).evaluate(frame), index=frame.index)
     num, den = contrib.num, contrib.den
-    flags = pd.Series(
-        {"whole": bool(np.all(num >= 0) and np.all(np.mod(num, 1) == 0) and np.all(den >= 0)),
-         "binary": bool(np.all(np.isin(den, (0.0, 1.0))) and np.all(num <= den))}
-    )
+    # The batch's count model by the in-memory rule; whole numbers and 0/1 outcomes in every
+    # batch are the same in all rows (Reduced.kind).
+    model = metric_kind("continuous", num, den) if len(num) else "binary"
+    flags = pd.Series({"whole": model != "continuous", "binary": model == "binary"})
     out.update({NUM: num, DEN: den, COUNT: np.ones(len(frame)), COUNT_DEN: (den > 0).astype(float)})
     out.update({f"__extra_{k}": v for k, v in contrib.extra.items()})
     reduced = _group(pd.DataFrame(out, index=frame.index), plan.key_columns)

@@ -384,22 +384,10 @@ def _robustness_html(card: dict[str, Any], conf: int) -> str:
     )
     out.append(_ul(r["findings"]) if r["findings"] else "")
     for i, c in enumerate(r["conditions"]):
-        ov = c["overall"]
-        out.append(f"<h3>{esc(c['name'])}</h3><p>Recipe: <code>{esc(c['recipe'])}</code>. Overall change "
-                   f"{fmt_change(ov.get('delta'), metric)} ({_ci(ov, 'delta_ci_low', 'delta_ci_high', metric, True)}), "
-                   f"from {fmt(ov.get('baseline'), metric)} to {fmt(ov.get('value'), metric)}.</p>")
-        rows = [
-            {"label": g["label"], "value": g.get("delta"), "low": g.get("delta_ci_low"), "high": g.get("delta_ci_high"), "kind": _kind(g)}
-            for g in c["groups"]
-        ]
-        out.append(interval_svg(rows, title=f"change in {metric} under {c['name']}", axis_label=f"change in {metric}" + (" (points)" if metric in PERCENT_METRICS else ""),
-                                percent=metric in PERCENT_METRICS, reference=ov.get("delta"), zero_line=True, plot_id=f"robustness-plot-{i}"))
-        out.append(_table(
-            ["group", "clusters", "baseline", "condition", "change", f"{conf}% interval", "interaction", "p adj.", "status"],
-            [(_kind(g), [esc(g["label"]), f"{_count(g.get('clusters'))}", fmt(g.get("baseline"), metric), fmt(g.get("value"), metric),
-                         fmt_change(g.get("delta"), metric), _ci(g, "delta_ci_low", "delta_ci_high", metric, True),
-                         _interaction(g, metric), fmt_p(g.get("p_adjusted")), esc(_status(g)).replace("flagged (larger)", "flagged (hurt more)")])
-             for g in c["groups"]],
+        out.append(_paired_block(
+            c, metric, conf, heading=f"<h3>{esc(c['name'])}</h3><p>Recipe: <code>{esc(c['recipe'])}</code>. ",
+            title=f"change in {metric} under {c['name']}", plot_id=f"robustness-plot-{i}",
+            columns=("baseline", "condition"), flagged_as="flagged (hurt more)",
         ))
     out.append("</section>")
     return "".join(out)
@@ -424,25 +412,42 @@ def _comparison_html(card: dict[str, Any], conf: int) -> str:
         out.append(f"<p class='note'>{esc(c['method'])}.</p>")
     out.append(_ul(c["findings"]) if c["findings"] else "")
     for i, x in enumerate(c["systems"]):
-        ov = x["overall"]
-        out.append(f"<h3>{esc(x['name'])} against {esc(c['baseline'])}</h3><p>Overall change "
-                   f"{fmt_change(ov.get('delta'), metric)} ({_ci(ov, 'delta_ci_low', 'delta_ci_high', metric, True)}), "
-                   f"from {fmt(ov.get('baseline'), metric)} to {fmt(ov.get('value'), metric)}.</p>")
-        rows = [
-            {"label": g["label"], "value": g.get("delta"), "low": g.get("delta_ci_low"), "high": g.get("delta_ci_high"), "kind": _kind(g)}
-            for g in x["groups"]
-        ]
-        out.append(interval_svg(rows, title=f"change in {metric}: {x['name']} against {c['baseline']}",
-                                axis_label=f"change in {metric}" + (" (points)" if metric in PERCENT_METRICS else ""),
-                                percent=metric in PERCENT_METRICS, reference=ov.get("delta"), zero_line=True, plot_id=f"comparison-plot-{i}"))
-        out.append(_table(
-            ["group", "clusters", esc(c["baseline"]), esc(x["name"]), "change", f"{conf}% interval", "interaction", "p adj.", "status"],
-            [(_kind(g), [esc(g["label"]), f"{_count(g.get('clusters'))}", fmt(g.get("baseline"), metric), fmt(g.get("value"), metric),
-                         fmt_change(g.get("delta"), metric), _ci(g, "delta_ci_low", "delta_ci_high", metric, True),
-                         _interaction(g, metric), fmt_p(g.get("p_adjusted")), esc(_status(g))])
-             for g in x["groups"]],
+        out.append(_paired_block(
+            x, metric, conf, heading=f"<h3>{esc(x['name'])} against {esc(c['baseline'])}</h3><p>",
+            title=f"change in {metric}: {x['name']} against {c['baseline']}", plot_id=f"comparison-plot-{i}",
+            columns=(esc(c["baseline"]), esc(x["name"])),
         ))
     out.append("</section>")
+    return "".join(out)
+
+
+def _paired_block(
+    entry: dict[str, Any], metric: str, conf: int, *, heading: str, title: str, plot_id: str,
+    columns: tuple[str, str], flagged_as: str | None = None,
+) -> str:
+    """One condition (or system) against its baseline: overall change, a plot of each group's change, the table."""
+    ov = entry["overall"]
+    out = [f"{heading}Overall change {fmt_change(ov.get('delta'), metric)} "
+           f"({_ci(ov, 'delta_ci_low', 'delta_ci_high', metric, True)}), "
+           f"from {fmt(ov.get('baseline'), metric)} to {fmt(ov.get('value'), metric)}.</p>"]
+    rows = [
+        {"label": g["label"], "value": g.get("delta"), "low": g.get("delta_ci_low"), "high": g.get("delta_ci_high"), "kind": _kind(g)}
+        for g in entry["groups"]
+    ]
+    out.append(interval_svg(rows, title=title, axis_label=f"change in {metric}" + (" (points)" if metric in PERCENT_METRICS else ""),
+                            percent=metric in PERCENT_METRICS, reference=ov.get("delta"), zero_line=True, plot_id=plot_id))
+
+    def status(g: dict[str, Any]) -> str:
+        text = esc(_status(g))
+        return text.replace("flagged (larger)", flagged_as) if flagged_as else text
+
+    out.append(_table(
+        ["group", "clusters", *columns, "change", f"{conf}% interval", "interaction", "p adj.", "status"],
+        [(_kind(g), [esc(g["label"]), f"{_count(g.get('clusters'))}", fmt(g.get("baseline"), metric), fmt(g.get("value"), metric),
+                     fmt_change(g.get("delta"), metric), _ci(g, "delta_ci_low", "delta_ci_high", metric, True),
+                     _interaction(g, metric), fmt_p(g.get("p_adjusted")), status(g)])
+         for g in entry["groups"]],
+    ))
     return "".join(out)
 
 
