@@ -47,8 +47,32 @@ def check_scalar(
     max_val: float | None = None,
     include_min: bool = True,
     include_max: bool = True,
+    fix: str | None = None,
 ) -> Any:
     """Check a scalar option's type and range.
+
+    Parameters
+    ----------
+    value : object
+        The value given.
+    name : str
+        The parameter's name.
+    kind : type or tuple of types
+        Allowed types. ``bool`` is refused unless listed; NumPy integers count as
+        ``int`` and ``float``, NumPy floats as ``float``.
+    caller : str, optional
+        The public function or method the parameter belongs to.
+    min_val, max_val : float, optional
+        Bounds of the allowed interval (None: unbounded).
+    include_min, include_max : bool, default=True
+        Whether the bounds themselves are allowed.
+    fix : str, optional
+        The fix to show instead of "pass a value in that range".
+
+    Returns
+    -------
+    object
+        ``value``, unchanged.
 
     Examples
     --------
@@ -59,7 +83,9 @@ def check_scalar(
     """
     kinds = kind if isinstance(kind, tuple) else (kind,)
     ok_type = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-    if isinstance(value, (np.integer, np.floating)) and any(k in (int, float) for k in kinds):
+    if isinstance(value, np.integer) and any(k in (int, float) for k in kinds):
+        ok_type = True
+    elif isinstance(value, np.floating) and float in kinds:
         ok_type = True
     low = "-inf" if min_val is None else min_val
     high = "inf" if max_val is None else max_val
@@ -73,13 +99,33 @@ def check_scalar(
     if not in_range:
         raise InputError(
             f"{_where(name, caller)} must be an {kind_name} in {interval}. Got {value!r} instead",
-            fix="pass a value in that range",
+            fix=fix or "pass a value in that range",
         )
     return value
 
 
-def check_choice(value: Any, name: str, choices: Sequence[S], *, caller: str | None = None) -> S:
+def check_choice(
+    value: Any, name: str, choices: Sequence[S], *, caller: str | None = None, fix: str | None = None
+) -> S:
     """Check that an option is one of ``choices`` and return the matching choice.
+
+    Parameters
+    ----------
+    value : object
+        The value given.
+    name : str
+        The parameter's name.
+    choices : sequence of str
+        The allowed values.
+    caller : str, optional
+        The public function or method the parameter belongs to.
+    fix : str, optional
+        The fix to show instead of "use one of ...".
+
+    Returns
+    -------
+    str
+        The choice equal to ``value``.
 
     Examples
     --------
@@ -95,5 +141,5 @@ def check_choice(value: Any, name: str, choices: Sequence[S], *, caller: str | N
             return choice
     raise InputError(
         f"{_where(name, caller)} must be one of {', '.join(repr(c) for c in choices)}. Got {value!r} instead",
-        fix=f"use one of {', '.join(choices)}",
+        fix=fix or f"use one of {', '.join(choices)}",
     )

@@ -92,7 +92,7 @@ def test_the_margin_and_the_budget_are_respected(blind_to_v):
     assert program.state.queries == 0
     results = hunt(program, strategy="demographic", budget=1, model="tree")
     assert len(results) == 1
-    with pytest.raises(InputError, match="certificate form"):
+    with pytest.raises(InputError, match="The .certificate. parameter of hunt must be one of"):
         hunt(program, strategy="csc", certificate="pickle")
 
 

@@ -332,7 +332,7 @@ def test_http_unreachable():
 def test_http_options_are_checked():
     with pytest.raises(InputError, match="url"):
         get_backend("http")
-    with pytest.raises(InputError, match="retries"):
+    with pytest.raises(InputError, match="^The 'retries' parameter of get_backend\\('http'\\)"):
         get_backend("http", url="http://127.0.0.1:9/", retries=-1)
     with pytest.raises(InputError, match="rate"):
         get_backend("http", url="http://127.0.0.1:9/", rate=0)

@@ -499,10 +499,10 @@ def test_limits_that_are_allowed():
         (np.zeros((2, 100), dtype=np.float32), RATE, 0, "mono"),
         (np.zeros(100, dtype=np.int16), RATE, 0, "int16"),
         (np.array([0.0, np.nan]), RATE, 0, "NaN"),
-        (np.zeros(100), 0, 0, "sample rate"),
-        (np.zeros(100), 16000.0, 0, "sample rate"),
-        (np.zeros(100), RATE, -1, "seed"),
-        (np.zeros(100), RATE, 1.5, "seed"),
+        (np.zeros(100), 0, 0, "The 'sample_rate' parameter of Condition.__call__"),
+        (np.zeros(100), 16000.0, 0, "The 'sample_rate' parameter of Condition.__call__"),
+        (np.zeros(100), RATE, -1, "The 'seed' parameter of Condition.__call__"),
+        (np.zeros(100), RATE, 1.5, "The 'seed' parameter of Condition.__call__"),
     ],
 )
 def test_bad_audio_rate_or_seed(audio, rate, seed, named):

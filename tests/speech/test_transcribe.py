@@ -282,11 +282,11 @@ def test_options_are_checked(corpus, tmp_path):
         run(corpus, tmp_path, audio_column="wav")
     with pytest.raises(InputError, match="'condition'"):
         run(corpus.assign(condition="x"), tmp_path)
-    with pytest.raises(InputError, match="workers"):
+    with pytest.raises(InputError, match=r"^The 'workers' parameter of transcribe must be an int in \[1, inf\)"):
         run(corpus, tmp_path, workers=0)
-    with pytest.raises(InputError, match="engine"):
+    with pytest.raises(InputError, match="^The 'engine' parameter of transcribe must be one of 'local', 'ray'"):
         run(corpus, tmp_path, engine="dask")
-    with pytest.raises(InputError, match="on_error"):
+    with pytest.raises(InputError, match="^The 'on_error' parameter of transcribe must be one of 'fail', 'skip'"):
         run(corpus, tmp_path, on_error="ignore")
     with pytest.raises(InputError):
         run(corpus, tmp_path, conditions=["thunder:snr=3"])

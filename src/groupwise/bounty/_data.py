@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from groupwise._errors import InputError
+from groupwise._validation import check_scalar
 
 __all__ = ["ADULT_FEATURES", "Splits", "holdout_bound", "load_adult", "split_data"]
 
@@ -71,8 +72,10 @@ class Splits:
 
 
 def _size(value: float, n: int, option: str) -> int:
-    if value <= 0:
-        raise InputError(f"{option} must be positive, got {value!r}", fix=f"pass {option} as a fraction in (0, 1) or a row count")
+    check_scalar(
+        value, option, (int, float), caller="split_data", min_val=0.0, include_min=False,
+        fix=f"pass {option} as a fraction in (0, 1) or a row count",
+    )
     count = int(round(value * n)) if value < 1 else int(value)
     return count
 
@@ -89,8 +92,8 @@ def split_data(n: int, *, test_size: float, holdout_size: float, seed: int) -> S
     >>> len(s.train), len(s.test), len(s.holdout)
     (50, 20, 30)
     """
-    n_test = _size(test_size, n, "--test-size")
-    n_hold = _size(holdout_size, n, "--holdout-size")
+    n_test = _size(test_size, n, "test_size")
+    n_hold = _size(holdout_size, n, "holdout_size")
     if n_test + n_hold >= n - 1:
         raise InputError(
             f"the test ({n_test:,}) and holdout ({n_hold:,}) splits leave no training rows out of {n:,}",

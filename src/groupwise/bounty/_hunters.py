@@ -55,14 +55,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from groupwise._errors import InputError
 from groupwise._expr import parse_group
-from groupwise._io import check_scalar
+from groupwise._validation import check_choice, check_scalar
 from groupwise.bounty._export import to_onnx_file
 from groupwise.bounty._program import Program, SubmissionResult
 from groupwise.bounty._schema import Feature, Schema
@@ -617,16 +617,16 @@ def _certificate_onnx(r_f: Any, r_h: Any, n_features: int, path: Path) -> Path:
 def hunt(
     program: Program,
     *,
-    strategy: str = "demographic",
+    strategy: Literal["demographic", "csc", "tree", "slices"] = "demographic",
     budget: int = 10,
     team: str | None = None,
     features: Sequence[str] | None = None,
     seed: int = 0,
-    model: str = "gbm",
+    model: Literal["gbm", "tree"] = "gbm",
     min_gain: float | None = None,
     margin: float = 1.0,
     shortlist: int = 8,
-    certificate: str = "auto",
+    certificate: Literal["auto", "model", "expression"] = "auto",
     workdir: str | Path | None = None,
 ) -> list[SubmissionResult]:
     """Run an automated hunter that makes up to ``budget`` submissions.
@@ -664,15 +664,15 @@ def hunt(
     list of SubmissionResult
         One per submission made, in order. Empty when no candidate cleared the bar.
     """
-    if strategy not in STRATEGIES:
-        raise InputError(f"the hunting strategy {strategy!r} is not known", fix=f"use one of {', '.join(STRATEGIES)}")
-    check_scalar(budget, "budget", int, min_val=1)
-    check_scalar(shortlist, "shortlist", int, min_val=1)
-    check_scalar(margin, "margin", float, min_val=0.0)
-    if model not in MODELS:
-        raise InputError(f"the hunter model {model!r} is not known", fix="use gbm or tree")
-    if certificate not in ("auto", "model", "expression"):
-        raise InputError(f"the certificate form {certificate!r} is not known", fix="use auto, model or expression")
+    strategy = check_choice(strategy, "strategy", STRATEGIES, caller="hunt")
+    check_scalar(budget, "budget", int, caller="hunt", min_val=1)
+    check_scalar(seed, "seed", int, caller="hunt", min_val=0)
+    check_scalar(shortlist, "shortlist", int, caller="hunt", min_val=1)
+    check_scalar(margin, "margin", float, caller="hunt", min_val=0.0)
+    if min_gain is not None:
+        check_scalar(min_gain, "min_gain", (int, float), caller="hunt", min_val=0.0)
+    model = check_choice(model, "model", MODELS, caller="hunt")
+    certificate = check_choice(certificate, "certificate", ("auto", "model", "expression"), caller="hunt")
     threshold = 0.75 * program.state.epsilon if min_gain is None else float(min_gain)
     results: list[SubmissionResult] = []
     with tempfile.TemporaryDirectory(prefix="groupwise-hunt-") as tmp:

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,8 @@ import pandas as pd
 
 from groupwise._errors import GroupwiseError, InputError
 from groupwise._expr import parse_group
-from groupwise._io import check_scalar, read_table
+from groupwise._io import read_table
+from groupwise._validation import check_choice, check_scalar
 from groupwise.bounty._checker import CheckerState, Holdout, RepairScanCut, decide, exhausted_error, run_update
 from groupwise.bounty._data import holdout_bound, split_data
 from groupwise.bounty._loss import parse_loss
@@ -217,7 +218,7 @@ class Program:
         *,
         target: str,
         features: Sequence[str] | None = None,
-        task: str = "classification",
+        task: Literal["classification", "regression"] = "classification",
         loss: str | None = None,
         epsilon: float = 0.01,
         base_model: str | Path = "train:gbm",
@@ -269,11 +270,24 @@ class Program:
             When the holdout is smaller than the DESIGN.md bound for ``epsilon`` and
             ``max_queries``.
         """
-        check_scalar(epsilon, "epsilon", float, min_val=0.0, max_val=1.0, include_min=False)
-        check_scalar(max_queries, "max_queries", int, min_val=1)
-        check_scalar(min_group_size, "min_group_size", int, min_val=1)
-        check_scalar(seed, "seed", int, min_val=0)
-        check_scalar(delta, "delta", float, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
+        caller = "Program.create"
+        task = check_choice(task, "task", ("classification", "regression"), caller=caller)
+        check_scalar(epsilon, "epsilon", float, caller=caller, min_val=0.0, max_val=1.0, include_min=False)
+        check_scalar(max_queries, "max_queries", int, caller=caller, min_val=1)
+        check_scalar(min_group_size, "min_group_size", int, caller=caller, min_val=1)
+        check_scalar(seed, "seed", int, caller=caller, min_val=0)
+        check_scalar(delta, "delta", float, caller=caller, min_val=0.0, max_val=1.0, include_min=False, include_max=False)
+        check_scalar(gbm_estimators, "gbm_estimators", int, caller=caller, min_val=1)
+        for option, size in (("test_size", test_size), ("holdout_size", holdout_size)):
+            check_scalar(
+                size, option, (int, float), caller=caller, min_val=0.0, include_min=False,
+                fix=f"pass {option} as a fraction in (0, 1) or a row count",
+            )
+        if str(base_model).startswith("train:"):
+            check_choice(
+                str(base_model), "base_model", ("train:gbm", "train:tree"), caller=caller,
+                fix="pass train:gbm, train:tree or the path of an ONNX or skops model file",
+            )
         root = Path(root).resolve()
         if root.exists() and any(root.iterdir()):
             raise InputError(f"the program directory {str(root)!r} exists and is not empty", fix="pass a new directory")
@@ -306,8 +320,6 @@ class Program:
             np.save(folder / f"y_{split}.npy", y_all[rows], allow_pickle=False)
         if str(base_model).startswith("train:"):
             kind = str(base_model).split(":", 1)[1]
-            if kind not in ("gbm", "tree"):
-                raise InputError(f"the base model trainer {kind!r} is not known", fix="use --base-model train:gbm, train:tree or a model file")
             base_bytes = _train_base(kind, X_all[splits.train], y_all[splits.train], task, seed, gbm_estimators, root / "store")
             base_name = "base.onnx"
         else:
@@ -415,15 +427,14 @@ class Program:
             self._arrays[key] = np.load(self._folder(split) / f"{key}.npy", allow_pickle=False)
         return self._arrays[key]
 
-    def frame(self, split: str) -> pd.DataFrame:
+    def frame(self, split: Literal["train", "test"]) -> pd.DataFrame:
         """The typed features of a public split (``train`` or ``test``), with exact values.
 
         Group expressions are evaluated on these frames, read from the split's CSV file,
         never on the float32 matrix that models get: ``x >= 0.7`` must select the same
         rows here as in an exported bundle and in the public CSV.
         """
-        if split == "holdout":
-            raise InputError("the holdout is private", fix="use the train or test split")
+        split = check_choice(split, "split", PUBLIC, caller="Program.frame", fix="use train or test; the holdout is private")
         return self._exact_frame(split)
 
     def _exact_frame(self, split: str) -> pd.DataFrame:
@@ -436,16 +447,14 @@ class Program:
             self._frames[split] = self.schema.validate(raw, name=f"the {split} split")
         return self._frames[split]
 
-    def X(self, split: str) -> npt.NDArray[np.float32]:
+    def X(self, split: Literal["train", "test"]) -> npt.NDArray[np.float32]:
         """The encoded feature matrix of a public split (see :mod:`._schema`)."""
-        if split == "holdout":
-            raise InputError("the holdout is private", fix="use the train or test split")
+        split = check_choice(split, "split", PUBLIC, caller="Program.X", fix="use train or test; the holdout is private")
         return self._array("X", split)
 
-    def y(self, split: str) -> npt.NDArray[Any]:
+    def y(self, split: Literal["train", "test"]) -> npt.NDArray[Any]:
         """Labels of a public split (class indices for classification)."""
-        if split == "holdout":
-            raise InputError("the holdout is private", fix="use the train or test split")
+        split = check_choice(split, "split", PUBLIC, caller="Program.y", fix="use train or test; the holdout is private")
         return self._array("y", split)
 
     def _cache_path(self, file: str, role: str, split: str) -> Path:
@@ -529,10 +538,9 @@ class Program:
     def version(self) -> int:
         return self.pdl.version
 
-    def predict_public(self, split: str, version: int | None = None) -> npt.NDArray[Any]:
+    def predict_public(self, split: Literal["train", "test"], version: int | None = None) -> npt.NDArray[Any]:
         """Predictions of a version (default: current) on the public ``train`` or ``test`` split."""
-        if split not in ("train", "test"):
-            raise InputError(f"the split {split!r} is not public", fix="use train or test")
+        split = check_choice(split, "split", PUBLIC, caller="Program.predict_public", fix="use train or test; the holdout is private")
         versions = self._versions(split)
         return versions[self.version if version is None else version]
 
@@ -1026,8 +1034,7 @@ def create_program(
     if (data is None) == (example is None):
         raise InputError("init needs either --data or --example", fix="pass --data FILE --target COLUMN, or --example adult")
     if example is not None:
-        if example != "adult":
-            raise InputError(f"the example {example!r} is not known", fix="use --example adult")
+        check_choice(example, "example", ("adult",), caller="create_program", fix="use the adult example (--example adult)")
         frame: Any = load_adult()
         target = target or "income"
         names: list[str] | None = split_names(features) or list(ADULT_FEATURES)

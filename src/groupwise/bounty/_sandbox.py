@@ -31,12 +31,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from groupwise._errors import GroupwiseError
+from groupwise._validation import check_choice
 from groupwise.bounty._schema import Schema
 
 __all__ = [
@@ -149,11 +150,9 @@ class Evaluation:
         *,
         limits: Limits,
         private: Mapping[str, Path] | None = None,
-        isolation: str = "auto",
+        isolation: Literal["auto", "required", "off"] = "auto",
     ) -> None:
-        if isolation not in ISOLATION_MODES:
-            raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {isolation!r}")
-        self.isolation = isolation
+        self.isolation = check_choice(isolation, "isolation", ISOLATION_MODES, caller="Evaluation")
         self.models = dict(models)
         self.public = dict(public)
         self.private = dict(private or {})

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pandas is imported where a frame is handled: the sandbox wo
     import pandas as pd
 
 from groupwise._errors import InputError
+from groupwise._validation import check_choice
 
 __all__ = ["Feature", "Schema"]
 
@@ -91,8 +92,7 @@ class Schema:
         """Read the schema off the training data (numbers are numeric, the rest categorical)."""
         from pandas.api import types as pdt
 
-        if task not in _TASKS:
-            raise InputError(f"the task {task!r} is not known", fix="use --task classification or --task regression")
+        task = check_choice(task, "task", _TASKS, caller="Schema.infer", fix="use classification or regression (--task on the command line)")
         columns = [str(c) for c in frame.columns]
         if target not in columns:
             raise InputError(

@@ -64,11 +64,12 @@ import wave
 from collections.abc import Iterable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from groupwise._errors import GroupwiseError, InputError
+from groupwise._validation import check_choice, check_scalar
 from groupwise.speech._audio import resample
 
 __all__ = [
@@ -122,6 +123,11 @@ class Backend(abc.ABC):
     parallel: str = "process"
     batch: int = 1
 
+    @property
+    def _caller(self) -> str:
+        """How option errors name this backend's constructor."""
+        return f"get_backend({self.name!r})"
+
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
         """JSON-able identity of the recogniser: everything that can change a transcript."""
@@ -147,8 +153,7 @@ class Backend(abc.ABC):
                 f"audio must be a 1-D array of samples, got shape {audio.shape}",
                 fix="pass mono audio, e.g. from read_audio()",
             )
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise InputError(f"sample_rate must be a positive integer, got {sample_rate!r}", fix="pass the rate in Hz")
+        check_scalar(sample_rate, "sample_rate", int, caller="Backend.transcribe", min_val=1, fix="pass the rate in Hz")
         if not np.isfinite(audio).all():
             raise InputError("audio has NaN or infinite samples", fix="clean or re-export the audio")
         if audio.size == 0:
@@ -305,21 +310,24 @@ def _dir_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def _positive(name: str, value: Any, *, allow_none: bool = False, integer: bool = False) -> Any:
+def _positive(name: str, value: Any, *, caller: str, allow_none: bool = False, integer: bool = False) -> Any:
+    """A positive, finite backend option, as int (``integer``) or float; None when allowed."""
     if value is None and allow_none:
         return None
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0 or not np.isfinite(value):
-        kind = "a positive whole number" if integer else "a positive number"
-        raise InputError(f"the option {name} must be {kind}, got {value!r}", fix=f"pass {name}=<{kind}>")
-    return int(value) if integer else float(value)
+    if integer:
+        return int(check_scalar(value, name, int, caller=caller, min_val=1))
+    check_scalar(
+        value, name, (int, float), caller=caller, min_val=0, max_val=float("inf"), include_min=False, include_max=False
+    )
+    return float(value)
 
 
-def _sample_rate_option(value: Any) -> int:
-    rate = _positive("sample_rate", value, integer=True)
-    if not 4000 <= rate <= 192000:
-        raise InputError(f"sample_rate {rate} Hz is out of range", fix="use a rate from 4000 to 192000 Hz, e.g. 16000")
-    return rate
+def _sample_rate_option(value: Any, *, caller: str) -> int:
+    check_scalar(
+        value, "sample_rate", int, caller=caller, min_val=4000, max_val=192000,
+        fix="use a rate from 4000 to 192000 Hz, e.g. 16000",
+    )
+    return int(value)
 
 
 # --------------------------------------------------------------------------- pocketsphinx
@@ -474,8 +482,8 @@ class WhisperCppBackend(Backend):
             )
         self.model = str(Path(model).resolve())
         self.language = language
-        self.threads = _positive("threads", threads, allow_none=True, integer=True)
-        self.timeout = _positive("timeout", timeout)
+        self.threads = _positive("threads", threads, caller=self._caller, allow_none=True, integer=True)
+        self.timeout = _positive("timeout", timeout, caller=self._caller)
         self.sample_rate = 16000
         # The CLI is another program: threads only wait for it. The library runs inside
         # the process and holds the model, so it wants one process per worker.
@@ -586,8 +594,8 @@ class CommandBackend(Backend):
                 fix="give the program's full path, or put it on the PATH",
             )
         self.cmd = args
-        self.sample_rate = _sample_rate_option(sample_rate)
-        self.timeout = _positive("timeout", timeout)
+        self.sample_rate = _sample_rate_option(sample_rate, caller=self._caller)
+        self.timeout = _positive("timeout", timeout, caller=self._caller)
         self.version = version
 
     def config(self) -> dict[str, Any]:
@@ -720,12 +728,11 @@ class HttpBackend(Backend):
         backoff: float = 0.5,
         rate: float | None = None,
         version: str | None = None,
-        api: str = "plain",
+        api: Literal["plain", "openai"] = "plain",
         model: str | None = None,
         language: str | None = None,
     ):
-        if api not in ("plain", "openai"):
-            raise InputError(f"api must be 'plain' or 'openai', got {api!r}", fix="e.g. api=openai")
+        api = check_choice(api, "api", ("plain", "openai"), caller=self._caller)
         if api == "openai":
             if isinstance(url, str) and not urllib.parse.urlsplit(url).path.rstrip("/").endswith("/audio/transcriptions"):
                 url = url.rstrip("/") + ("/audio/transcriptions" if url.rstrip("/").endswith("/v1") else "/v1/audio/transcriptions")
@@ -741,8 +748,7 @@ class HttpBackend(Backend):
             )
         if not isinstance(key, str) or not key.strip():
             raise InputError(f"key must be a dotted path into the JSON answer, got {key!r}", fix="e.g. key=text")
-        if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
-            raise InputError(f"retries must be a whole number >= 0, got {retries!r}", fix="e.g. retries=3")
+        check_scalar(retries, "retries", int, caller=self._caller, min_val=0)
         for option, value in (("headers", headers), ("form", form)):
             if value is not None and not isinstance(value, Mapping):
                 raise InputError(
@@ -755,11 +761,11 @@ class HttpBackend(Backend):
         self.raw = bool(raw)
         self.form = {str(k): str(v) for k, v in (form or {}).items()}
         self.headers = {str(k): os.path.expandvars(str(v)) for k, v in (headers or {}).items()}
-        self.sample_rate = _sample_rate_option(sample_rate)
-        self.timeout = _positive("timeout", timeout)
+        self.sample_rate = _sample_rate_option(sample_rate, caller=self._caller)
+        self.timeout = _positive("timeout", timeout, caller=self._caller)
         self.retries = int(retries)
-        self.backoff = _positive("backoff", backoff)
-        self.rate = _positive("rate", rate, allow_none=True)
+        self.backoff = _positive("backoff", backoff, caller=self._caller)
+        self.rate = _positive("rate", rate, caller=self._caller, allow_none=True)
         self.version = version
         self._shown_url = _redact_url(url)
         self._bucket = _bucket(url, self.rate) if self.rate else None

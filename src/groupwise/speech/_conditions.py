@@ -73,6 +73,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from groupwise._errors import InputError
+from groupwise._validation import check_scalar
 from groupwise.speech._audio import read_audio, resample
 
 __all__ = [
@@ -339,15 +340,12 @@ class Condition:
         return InputError(f"condition {self.spec!r}: {what} for {sample_rate} Hz audio", fix=fix)
 
 
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed {seed!r} is not a non-negative integer", fix="pass seed=0, 1, 2, ...")
-    return int(seed)
+def _check_seed(seed: int, caller: str = "Condition.__call__") -> int:
+    return int(check_scalar(seed, "seed", int, caller=caller, min_val=0, fix="pass seed=0, 1, 2, ..."))
 
 
 def _check_audio(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
-    if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise InputError(f"sample rate {sample_rate!r} is not a positive integer", fix="pass the rate in Hz, e.g. 16000")
+    check_scalar(sample_rate, "sample_rate", int, caller="Condition.__call__", min_val=1, fix="pass the rate in Hz, e.g. 16000")
     x = np.asarray(audio)
     if x.ndim != 1:
         raise InputError(
@@ -888,7 +886,7 @@ class Reverb(Condition):
 
     def impulse_response(self, sample_rate: int, *, seed: int = 0) -> np.ndarray:
         """The impulse response that ``self(audio, sample_rate, seed=seed)`` uses (float64)."""
-        return self._impulse_response(sample_rate, (_check_seed(seed),))
+        return self._impulse_response(sample_rate, (_check_seed(seed, "Reverb.impulse_response"),))
 
     def _impulse_response(self, sample_rate: int, key: tuple[int, ...]) -> np.ndarray:
         n = max(int(math.ceil(1.5 * self.rt60 * sample_rate)), 1)

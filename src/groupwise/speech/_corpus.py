@@ -31,10 +31,13 @@ import pandas as pd
 
 from groupwise._errors import InputError
 from groupwise._io import read_table
+from groupwise._validation import check_choice
 
 __all__ = ["load_corpus", "load_manifest", "load_common_voice", "load_audiofolder", "check_audio", "CorpusError"]
 
 OnProblem = Literal["fail", "skip"]
+_ON_PROBLEM: tuple[OnProblem, ...] = ("fail", "skip")
+_FORMATS = ("auto", "manifest", "common_voice", "audiofolder")
 
 _TEXT_CANDIDATES = ("reference", "text", "sentence", "transcription", "transcript")
 _AUDIO_CANDIDATES = ("audio", "path", "file_name", "filename", "wav", "audio_path")
@@ -70,8 +73,6 @@ def check_audio(paths: Sequence[str], index: Sequence[Any]) -> list[dict[str, An
 def _finish(
     frame: pd.DataFrame, *, provenance: dict[str, str], on_problem: OnProblem, check: bool, source: str
 ) -> pd.DataFrame:
-    if on_problem not in ("fail", "skip"):
-        raise InputError(f"on_problem is {on_problem!r}", fix="use 'fail' or 'skip'")
     missing_text = frame["reference"].isna()
     problems = [
         {"row": r, "audio": a, "problem": "no reference transcript"}
@@ -156,6 +157,7 @@ def load_manifest(
     check : bool, default=True
         Check every audio file's header up front.
     """
+    on_problem = check_choice(on_problem, "on_problem", _ON_PROBLEM, caller="load_manifest")
     path = Path(path)
     frame = read_table(path, name="manifest")
     audio = _pick(frame, audio_column, _AUDIO_CANDIDATES, "audio path", "--audio-column")
@@ -204,6 +206,7 @@ def load_common_voice(
     check: bool = True,
 ) -> pd.DataFrame:
     """Load a Common Voice TSV (``client_id``, ``path``, ``sentence``, ``age``, ``gender``, ``accents``)."""
+    on_problem = check_choice(on_problem, "on_problem", _ON_PROBLEM, caller="load_common_voice")
     tsv = Path(tsv)
     frame = read_table(tsv, name="Common Voice TSV")
     need = {"client_id", "path", "sentence"}
@@ -242,6 +245,7 @@ def load_audiofolder(
     folder: str | os.PathLike[str], *, on_problem: OnProblem = "fail", check: bool = True
 ) -> pd.DataFrame:
     """Load a Hugging Face audiofolder (``metadata.csv`` or ``metadata.jsonl`` with ``file_name``)."""
+    on_problem = check_choice(on_problem, "on_problem", _ON_PROBLEM, caller="load_audiofolder")
     folder = Path(folder)
     meta = folder if folder.is_file() else next(
         (folder / n for n in ("metadata.csv", "metadata.jsonl") if (folder / n).is_file()), None
@@ -279,6 +283,8 @@ def load_corpus(
     A directory is an audiofolder; a ``.tsv`` with ``client_id`` and ``sentence`` columns is
     Common Voice; anything else is a generic manifest.
     """
+    format = check_choice(format, "format", _FORMATS, caller="load_corpus")
+    on_problem = check_choice(on_problem, "on_problem", _ON_PROBLEM, caller="load_corpus")
     path = Path(path)
     if options and format != "manifest" and not (format == "auto" and _is_plain_manifest(path)):
         raise InputError(
@@ -299,6 +305,4 @@ def load_corpus(
         return load_audiofolder(path, on_problem=on_problem, **options)
     if format == "common_voice":
         return load_common_voice(path, on_problem=on_problem, **options)
-    if format == "manifest":
-        return load_manifest(path, on_problem=on_problem, **options)
-    raise InputError(f"corpus format {format!r} is not known", fix="use auto, manifest, common_voice or audiofolder")
+    return load_manifest(path, on_problem=on_problem, **options)

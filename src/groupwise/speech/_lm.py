@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from groupwise._errors import InputError
+from groupwise._validation import check_scalar
 
 if TYPE_CHECKING:
     import pocketsphinx
@@ -158,11 +159,10 @@ def _as_str(item: object) -> str:
 def _check_discount(discount: float | None) -> None:
     if discount is None:
         return
-    if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 < discount < 1:
-        raise InputError(
-            f"discount must be a number between 0 and 1 (exclusive) or None, got {discount!r}",
-            fix="use discount=0.7, or None to estimate it from the counts",
-        )
+    check_scalar(
+        discount, "discount", float, caller="build_lm", min_val=0.0, max_val=1.0, include_min=False,
+        include_max=False, fix="use discount=0.7, or None to estimate it from the counts",
+    )
 
 
 def _estimated_discount(counts: Iterable[int]) -> float:
@@ -228,11 +228,8 @@ def build_lm(
     ngram 2=8
     >>> tmp.cleanup()
     """
-    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= _MAX_ORDER:
-        raise InputError(
-            f"order must be an int from 1 to {_MAX_ORDER}, got {order!r}",
-            fix="use order=3 (a trigram model)",
-        )
+    check_scalar(order, "order", int, caller="build_lm", min_val=1, max_val=_MAX_ORDER, fix="use order=3 (a trigram model)")
+    order = int(order)
     _check_discount(discount)
     sentences = _read_sentences(text)
     if not sentences:

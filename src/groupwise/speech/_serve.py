@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from groupwise._errors import InputError
+from groupwise._validation import check_scalar
 
 __all__ = ["create_app", "serve"]
 
@@ -211,8 +212,7 @@ def serve(
 ) -> None:
     """Run the server until interrupted."""
     _check_loopback(host)
-    if not 0 < int(port) < 65536:
-        raise InputError(f"port must be from 1 to 65535, got {port}", fix="e.g. --port 8010")
+    check_scalar(port, "port", int, caller="serve", min_val=1, max_val=65535, fix="pass a free port, e.g. --port 8010")
     app = create_app(backend, options, max_bytes=max_bytes, rate=rate, burst=burst)
     import uvicorn
 

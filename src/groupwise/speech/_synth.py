@@ -20,12 +20,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from groupwise._errors import InputError
+from groupwise._validation import check_choice, check_scalar
 from groupwise.speech._accents import ENGLISH_VARIETIES
 
 __all__ = ["ENGLISH_VARIETIES", "NON_NATIVE", "DEFAULT_ACCENTS", "synthesize_corpus"]
@@ -197,7 +198,7 @@ def synthesize_corpus(
     lm_sentences: int = 2000,
     progress: bool = True,
     check_accents: bool = True,
-    engine: str = "espeak",
+    engine: Literal["espeak", "piper"] = "espeak",
 ) -> pd.DataFrame:
     """Synthesise an accented corpus into ``out`` and return its manifest.
 
@@ -238,15 +239,16 @@ def synthesize_corpus(
         eSpeak language its phonemes are made with (``fr`` gives French rules with Joe's
         voice), and speakers differ by length (rate) and noise scales. Synthetic too.
     """
-    from groupwise._io import check_scalar
     from groupwise.speech._espeak import available_languages
     from groupwise.speech._textgen import split_test_and_train
 
-    check_scalar(speakers, "speakers", int, min_val=1)
-    check_scalar(utterances, "utterances", int, min_val=1)
-    check_scalar(workers, "workers", int, min_val=1)
-    if engine not in ("espeak", "piper"):
-        raise InputError(f"engine must be 'espeak' or 'piper', got {engine!r}", fix="use --engine espeak or --engine piper")
+    check_scalar(speakers, "speakers", int, caller="synthesize_corpus", min_val=1)
+    check_scalar(utterances, "utterances", int, caller="synthesize_corpus", min_val=1)
+    check_scalar(workers, "workers", int, caller="synthesize_corpus", min_val=1)
+    check_scalar(seed, "seed", int, caller="synthesize_corpus", min_val=0)
+    check_scalar(sample_rate, "sample_rate", int, caller="synthesize_corpus", min_val=1)
+    check_scalar(lm_sentences, "lm_sentences", int, caller="synthesize_corpus", min_val=0)
+    engine = check_choice(engine, "engine", ("espeak", "piper"), caller="synthesize_corpus")
     if engine == "piper":
         _piper_voice()  # fail now, with the fix, rather than in every worker
     accents = list(dict.fromkeys(accents))

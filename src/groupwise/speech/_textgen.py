@@ -40,6 +40,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from groupwise._errors import InputError
+from groupwise._validation import check_scalar
 
 __all__ = ["DOMAINS", "sentences", "split_test_and_train", "vocabulary", "spoken_number"]
 
@@ -70,11 +71,8 @@ def spoken_number(n: int) -> str:
     >>> spoken_number(1500)
     'one thousand five hundred'
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 1_000_000:
-        raise InputError(
-            f"spoken_number takes a whole number from 0 to 999999, got {n!r}",
-            fix="pass an int in that range",
-        )
+    check_scalar(n, "n", int, caller="spoken_number", min_val=0, max_val=999_999)
+    n = int(n)
     if n < 20:
         return _ONES[n]
     if n < 100:
@@ -251,16 +249,9 @@ def _expand(
 
 
 def _rng(domain: str, seed: int, purpose: str) -> random.Random:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InputError(f"seed must be an int, got {seed!r}", fix="pass a whole number such as seed=0")
     # A string seed is hashed with SHA-512 by random.Random, so the stream is the same
     # in every process and on every platform, unlike hash()-based seeding.
-    return random.Random(f"groupwise.textgen:{domain}:{purpose}:{seed}")
-
-
-def _check_count(name: str, n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise InputError(f"{name} must be a non-negative int, got {n!r}", fix=f"pass {name}=100, say")
+    return random.Random(f"groupwise.textgen:{domain}:{purpose}:{int(seed)}")
 
 
 def _distinct(domain: str, n: int, rng: random.Random, exclude: Collection[str] = ()) -> list[str]:
@@ -329,7 +320,8 @@ def sentences(domain: str, n: int, *, seed: int = 0) -> list[str]:
     groupwise._errors.InputError: unknown text domain 'legal'. Fix: use one of: clinical, general.
     """
     _grammar(domain)
-    _check_count("n", n)
+    n = int(check_scalar(n, "n", int, caller="sentences", min_val=0))
+    check_scalar(seed, "seed", int, caller="sentences")
     return _distinct(domain, n, _rng(domain, seed, "sentences"))
 
 
@@ -379,8 +371,9 @@ def split_test_and_train(
     True
     """
     g = _grammar(domain)
-    _check_count("n_test", n_test)
-    _check_count("n_train", n_train)
+    n_test = int(check_scalar(n_test, "n_test", int, caller="split_test_and_train", min_val=0))
+    n_train = int(check_scalar(n_train, "n_train", int, caller="split_test_and_train", min_val=0))
+    check_scalar(seed, "seed", int, caller="split_test_and_train")
     test = _distinct(domain, n_test, _rng(domain, seed, "sentences"))
     rng = _rng(domain, seed, "train")
     train = _distinct(domain, n_train, rng, exclude=set(test))

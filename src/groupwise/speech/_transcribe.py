@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from groupwise._errors import GroupwiseError, InputError
+from groupwise._validation import check_choice, check_scalar
 from groupwise.speech._asr import Backend, BackendUnavailable, TranscriptionError, get_backend
 from groupwise.speech._audio import AudioError, audio_hash, read_audio
 
@@ -497,16 +498,10 @@ def transcribe(
             "which transcribe() adds",
             fix="rename or drop them first (e.g. manifest.drop(columns=[...]))",
         )
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise InputError(f"workers must be a whole number >= 1, got {workers!r}", fix="e.g. workers=2")
-    workers = int(workers)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"seed must be a whole number, got {seed!r}", fix="e.g. seed=0")
-    seed = int(seed)
-    if engine not in ("local", "ray"):
-        raise InputError(f"engine must be 'local' or 'ray', got {engine!r}", fix="use engine='local' or engine='ray'")
-    if on_error not in ("fail", "skip"):
-        raise InputError(f"on_error must be 'fail' or 'skip', got {on_error!r}", fix="use on_error='fail' or 'skip'")
+    workers = int(check_scalar(workers, "workers", int, caller="transcribe", min_val=1))
+    seed = int(check_scalar(seed, "seed", int, caller="transcribe"))
+    engine = check_choice(engine, "engine", ("local", "ray"), caller="transcribe")
+    on_error = check_choice(on_error, "on_error", ("fail", "skip"), caller="transcribe")
     if engine == "ray":
         from groupwise.audit._ray import _import_ray
 

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from groupwise._errors import InputError
+from groupwise._validation import check_scalar
 from groupwise.speech._asr import Backend, BackendUnavailable, _dir_identity, _package_version, _positive
 
 __all__ = ["BASE_SHA256", "MODELS", "WhisperBackend", "model_directory"]
@@ -253,19 +254,17 @@ class WhisperBackend(Backend):
         self.model_name = os.fspath(model) if model is not None else "tiny.en"
         self.model = str(model_directory(self.model_name))
         self.language = language
-        self.beam_size = _positive("beam_size", beam_size, integer=True)
+        self.beam_size = _positive("beam_size", beam_size, caller=self._caller, integer=True)
         self.pack = bool(pack)
-        self.window = _positive("window", window)
-        self.gap = _positive("gap", gap)
-        if self.window > 30 or self.window < 2 * self.gap:
-            raise InputError(
-                f"window must be at most 30 seconds (Whisper's window) and more than two gaps, got {window!r}",
-                fix="e.g. window=28",
-            )
+        self.gap = _positive("gap", gap, caller=self._caller)
+        # A window holds at least one clip between two gaps, and no more than Whisper's 30 s.
+        check_scalar(
+            window, "window", (int, float), caller=self._caller, min_val=2 * self.gap, max_val=30.0,
+            include_min=False, fix="pass a window of at most 30 seconds (Whisper's) and more than two gaps, e.g. window=28",
+        )
+        self.window = float(window)
         self.compute_type, self.device = str(compute_type), str(device)
-        if isinstance(cpu_threads, bool) or not isinstance(cpu_threads, (int, np.integer)) or cpu_threads < 0:
-            raise InputError(f"cpu_threads must be a whole number >= 0, got {cpu_threads!r}", fix="e.g. cpu_threads=2")
-        self.cpu_threads = int(cpu_threads)
+        self.cpu_threads = int(check_scalar(cpu_threads, "cpu_threads", int, caller=self._caller, min_val=0))
         self.sample_rate = _RATE
         self.batch = 64 if self.pack else 1
         self._model: Any = None
