@@ -1,6 +1,7 @@
 """groupwise: task-relevant fairness testing of AI services.
 
-The public surface: :func:`audit` and its :class:`AuditResult`, :func:`coverage` and its
+The public surface: :func:`audit` and its :class:`AuditResult` (typed rows
+:class:`AuditGroup` and :class:`AuditOverall`), :func:`coverage` and its
 :class:`CoverageResult`, :func:`lastmile` and its :class:`LastMileResult`,
 :func:`parse_group` for safe group expressions, the :class:`Provenance` of grouping
 columns, generated examples, and the errors raised for bad input. The speech pipeline is
@@ -27,6 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from groupwise.audit._metrics import METRICS
     from groupwise._provenance import Provenance, load_schema
     from groupwise.audit._result import AuditResult
+    from groupwise.audit._rows import (
+        AuditGroup, AuditOverall, Condition, ConditionDelta, ConditionGroup, CoverageCell, SliceRow,
+    )
 
 _LAZY = {
     "audit": "groupwise",
@@ -39,6 +43,13 @@ _LAZY = {
     "GroupExpression": "groupwise._expr",
     "parse_group": "groupwise._expr",
     "METRICS": "groupwise.audit._metrics",
+    "AuditGroup": "groupwise.audit._rows",
+    "AuditOverall": "groupwise.audit._rows",
+    "Condition": "groupwise.audit._rows",
+    "ConditionDelta": "groupwise.audit._rows",
+    "ConditionGroup": "groupwise.audit._rows",
+    "CoverageCell": "groupwise.audit._rows",
+    "SliceRow": "groupwise.audit._rows",
     "Provenance": "groupwise._provenance",
     "load_schema": "groupwise._provenance",
     "speech_example": "groupwise._example",
@@ -48,6 +59,13 @@ _LAZY = {
 
 __all__ = [
     "METRICS",
+    "AuditGroup",
+    "AuditOverall",
+    "Condition",
+    "ConditionDelta",
+    "ConditionGroup",
+    "CoverageCell",
+    "SliceRow",
     "AuditResult",
     "CoverageResult",
     "GroupExpression",

@@ -34,6 +34,7 @@ from groupwise.audit._inference import CellSums, cell_sums, dispersion, value_in
 from groupwise.audit._metrics import MetricColumns, get_metric
 from groupwise.audit._prepare import plain as _plain
 from groupwise.audit._base import Result
+from groupwise.audit._rows import CoverageCell
 
 __all__ = ["coverage", "CoverageResult"]
 
@@ -47,8 +48,8 @@ class CoverageResult(Result):
     Attributes
     ----------
     dims : list of str
-    cells : list of dict
-        ``cell`` (dimension -> value), ``n``, ``clusters``, ``status`` (``ok``, ``thin`` or
+    cells : list of CoverageCell
+        Typed rows (also readable as mappings): ``cell`` (dimension -> value), ``n``, ``clusters``, ``status`` (``ok``, ``thin`` or
         ``empty``), and with a metric ``value``, ``half_width`` (the audit's interval now),
         ``clusters_needed``, ``more_clusters``, ``variance_source`` (``cell`` or
         ``pooled``), ``detectable_gap`` and ``detectable_gap_planned`` (the smallest rise
@@ -59,9 +60,12 @@ class CoverageResult(Result):
     """
 
     dims: list[str]
-    cells: list[dict[str, Any]]
+    cells: list[CoverageCell]
     settings: dict[str, Any] = field(default_factory=dict)
     covering: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cells = [CoverageCell.coerce(c) for c in self.cells]
 
     @property
     def summary(self) -> dict[str, int]:
@@ -73,7 +77,7 @@ class CoverageResult(Result):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "dims": self.dims, "summary": self.summary, "cells": self.cells, "settings": self.settings,
+            "dims": self.dims, "summary": self.summary, "cells": [c.to_dict() for c in self.cells], "settings": self.settings,
             "covering": self.covering,
         }
 

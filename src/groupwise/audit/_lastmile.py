@@ -35,6 +35,7 @@ from groupwise._provenance import Provenance
 from groupwise.audit._result import format_value, group_label
 from groupwise.audit._inference import adjust, empirical_df, t_contrast, welch_df
 from groupwise.audit._base import Result
+from groupwise.audit._rows import Condition
 
 __all__ = ["lastmile", "LastMileResult"]
 
@@ -57,8 +58,8 @@ class LastMileResult(Result):
     baseline : str
     by : str
         The grouping (``accent`` or ``accent,noise``).
-    conditions : list of dict
-        One per non-baseline condition: ``condition`` (spec), ``overall`` (``baseline``,
+    conditions : list of Condition
+        Typed rows (also readable as mappings), one per non-baseline condition: ``condition`` (spec), ``overall`` (``baseline``,
         ``value``, ``delta``, ``delta_ci_low``, ``delta_ci_high``, ``p_value``,
         ``p_adjusted``) and ``groups`` (each with ``group``, ``n``, ``clusters``,
         ``baseline``, ``value``, ``delta`` and its interval, ``interaction`` (on
@@ -71,16 +72,19 @@ class LastMileResult(Result):
     metric: str
     baseline: str
     by: str
-    conditions: list[dict[str, Any]]
+    conditions: list[Condition]
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.conditions = [Condition.coerce(c) for c in self.conditions]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
             "baseline": self.baseline,
             "by": self.by,
-            "conditions": self.conditions,
+            "conditions": [c.to_dict() for c in self.conditions],
             "settings": self.settings,
             "provenance": self.provenance,
             "findings": self.findings(),

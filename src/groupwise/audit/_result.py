@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from groupwise.audit._base import Result
+from groupwise.audit._rows import AuditGroup, AuditOverall
 
 __all__ = ["AuditResult", "group_label", "format_value"]
 
@@ -69,10 +70,10 @@ class AuditResult(Result):
         The metric's short name (``"wer"``, ``"fpr"``, ...).
     metric_description : str
     higher_is_worse : bool or None
-    overall : dict
+    overall : AuditOverall
         ``value``, ``ci_low``, ``ci_high``, ``n``, ``clusters`` and the summed counts.
-    groups : list of dict
-        One dict per group with ``family``, ``group``, ``n``, ``clusters``, ``value``,
+    groups : list of AuditGroup
+        One typed row per group (also readable as a mapping, ``g["gap"]``) with ``family``, ``group``, ``n``, ``clusters``, ``value``,
         ``ci_low``, ``ci_high``, ``gap``, ``gap_ci_low``, ``gap_ci_high``, ``ratio``,
         ``p_value``, ``p_adjusted``, ``flagged``, ``direction`` and ``status``
         (``tested``, ``reference``, ``insufficient``, ``insufficient_reference`` or
@@ -86,13 +87,17 @@ class AuditResult(Result):
     metric: str
     metric_description: str
     higher_is_worse: bool | None
-    overall: dict[str, Any]
-    groups: list[dict[str, Any]]
+    overall: AuditOverall
+    groups: list[AuditGroup]
     settings: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.overall = AuditOverall.coerce(self.overall)
+        self.groups = [AuditGroup.coerce(g) for g in self.groups]
+
     @property
-    def flagged(self) -> list[dict[str, Any]]:
+    def flagged(self) -> list[AuditGroup]:
         """The groups whose gap is significant after correction."""
         return [g for g in self.groups if g["flagged"]]
 
@@ -107,8 +112,8 @@ class AuditResult(Result):
             "metric": self.metric,
             "metric_description": self.metric_description,
             "higher_is_worse": self.higher_is_worse,
-            "overall": dict(self.overall),
-            "groups": [dict(g) for g in self.groups],
+            "overall": self.overall.to_dict(),
+            "groups": [g.to_dict() for g in self.groups],
             "settings": dict(self.settings),
             "provenance": dict(self.provenance),
         }

@@ -76,6 +76,7 @@ from groupwise.audit._result import _format_gap, _format_p, format_value
 from groupwise._errors import InputError
 from groupwise._io import check_columns, check_scalar, read_table, split_names
 from groupwise.audit._base import Result
+from groupwise.audit._rows import SliceRow
 
 __all__ = ["slices", "SliceResult"]
 
@@ -356,8 +357,8 @@ class SliceResult(Result):
     overall : dict
         The metric on the ``discovery`` and ``confirmation`` halves (``value``, ``n``,
         ``clusters``).
-    slices : list of dict
-        One dict per candidate sent to confirmation, best discovery score first:
+    slices : list of SliceRow
+        One typed row (also readable as a mapping) per candidate sent to confirmation, best discovery score first:
         ``expression`` (query syntax, accepted as is by ``audit --group`` and
         ``bounty submit --group``), ``order``, ``n`` and ``clusters`` (whole data),
         ``discovery`` (``n``, ``clusters``, ``value``, ``gap``, ``score``),
@@ -378,12 +379,15 @@ class SliceResult(Result):
     metric: str
     metric_description: str
     overall: dict[str, Any]
-    slices: list[dict[str, Any]]
+    slices: list[SliceRow]
     predicates: list[dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.slices = [SliceRow.coerce(x) for x in self.slices]
+
     @property
-    def confirmed(self) -> list[dict[str, Any]]:
+    def confirmed(self) -> list[SliceRow]:
         """The slices the confirmation half flagged as worse than the rest."""
         return [s for s in self.slices if s["confirmed"]]
 
@@ -428,7 +432,7 @@ class SliceResult(Result):
             "metric": self.metric,
             "metric_description": self.metric_description,
             "overall": self.overall,
-            "slices": self.slices,
+            "slices": [x.to_dict() for x in self.slices],
             "predicates": self.predicates,
             "settings": self.settings,
             "found_by_search": self.card_section(),
