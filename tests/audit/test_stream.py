@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -257,18 +261,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_cluster():
+    """A loopback Ray cluster of its own, as users start one, stopped without touching any other.
+
+    Its own temporary folder keeps ``ray.init()`` elsewhere (tests running beside this one)
+    from finding it, and at the end only its own processes are stopped: ``ray stop`` would
+    end every Ray on the machine.
+    """
     pytest.importorskip("ray")
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
+    temp = tempfile.mkdtemp(prefix="gwray")  # short: Ray's socket paths live under it
     # A loopback-only test cluster: no token authentication on either side.
     saved = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     start = subprocess.run(
         [str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--node-ip-address=127.0.0.1", "--disable-usage-stats"],
+         "--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp}"],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert start.returncode == 0, start.stdout + start.stderr
@@ -278,7 +301,18 @@ def ray_cluster(tmp_path_factory):
         import ray
 
         ray.shutdown()
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, timeout=300, env=env)
+        for pid in _processes_mentioning(temp) + _processes_mentioning(f"--gcs-address=127.0.0.1:{port}"):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        time.sleep(1.0)
+        for pid in _processes_mentioning(temp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        shutil.rmtree(temp, ignore_errors=True)
         if saved is None:
             os.environ.pop("RAY_AUTH_MODE", None)
         else:
@@ -311,6 +345,65 @@ def test_ray_engine_gives_the_local_numbers(table, shards, tmp_path, ray_cluster
         audit(bad, by="accent", cluster="speaker", engine="ray", ray_address=ray_cluster, cache_dir=tmp_path / "c2")
     assert "p.parquet" in str(info.value) and "Rows: 7" in str(info.value)
     assert len(list((tmp_path / "c2").glob("*.sums"))) == 1  # the good shard was kept for the rerun
+
+
+def _kill_first_reducer(stop: threading.Event, killed: list[int], port: str) -> None:
+    """SIGKILL the first worker of the cluster at ``port`` seen reducing a shard (``ray::MapBatches(...)``)."""
+    while not stop.is_set() and not killed:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                title = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"MapBatches" in title and b"_Reducer" in title:
+                try:  # a worker of this cluster: its parent is the cluster's raylet
+                    parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                    if port.encode() not in Path(f"/proc/{parent}/cmdline").read_bytes():
+                        continue
+                except (OSError, IndexError):
+                    continue
+                try:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                except OSError:
+                    continue
+                killed.append(int(proc.name))
+                return
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
+def test_a_worker_killed_mid_run_is_replaced_and_the_numbers_do_not_change(tmp_path, ray_cluster):
+    """A Ray worker that dies while reducing a shard is replaced; the shard is reduced again."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    rng = np.random.default_rng(11)
+    n = 40_000
+    words = np.array("the a cat dog sat ran on in mat hat red blue big small one two".split())
+    ref = [" ".join(rng.choice(words, 12)) for _ in range(n)]
+    hyp = [r if rng.random() < 0.5 else r.replace("cat", "hat").replace(" on", "") for r in ref]
+    big = pd.DataFrame({"reference": ref, "hypothesis": hyp, "speaker": rng.integers(0, 200, n).astype(str),
+                        "accent": np.array(list("abcd"))[rng.integers(0, 4, n)]})
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i in range(6):
+        big.iloc[i * n // 6:(i + 1) * n // 6].to_parquet(folder / f"part-{i}.parquet")
+    local = audit(big, by="accent", cluster="speaker")
+    stop, killed = threading.Event(), []
+    watcher = threading.Thread(target=_kill_first_reducer, args=(stop, killed, ray_cluster.rsplit(":", 1)[1]), daemon=True)
+    watcher.start()
+    try:
+        on_ray = audit(folder, by="accent", cluster="speaker", engine="ray", ray_address=ray_cluster,
+                       cache_dir=tmp_path / "cache")
+    finally:
+        stop.set()
+        watcher.join()
+    assert killed, "no reducing worker was seen to kill"
+    pd.testing.assert_frame_equal(local.to_frame(), on_ray.to_frame())
+    assert len(list((tmp_path / "cache").glob("*.sums"))) == 6
 
 
 def test_ray_address_that_does_not_answer(shards):

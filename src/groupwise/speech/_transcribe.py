@@ -407,7 +407,10 @@ class _Progress:
         if problems:
             self.console.print(f"[yellow]{len(problems)} utterance(s) skipped:[/yellow]")
             for p in problems[:20]:
-                self.console.print(f"  row {p['row']}: {p['audio']} ({p['problem']})", highlight=False, markup=False)
+                # soft_wrap: a long path stays on one line, whole, to copy and search for
+                self.console.print(
+                    f"  row {p['row']}: {p['audio']} ({p['problem']})", highlight=False, markup=False, soft_wrap=True
+                )
             if len(problems) > 20:
                 self.console.print(f"  and {len(problems) - 20} more", highlight=False)
 
