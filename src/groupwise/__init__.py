@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from groupwise._errors import GroupExpressionError, GroupwiseError, InputError, ProvenanceError
+from groupwise.audit import ROWS as _ROWS
 
 if TYPE_CHECKING:  # pragma: no cover
     from groupwise.audit._audit import audit
@@ -43,29 +44,17 @@ _LAZY = {
     "GroupExpression": "groupwise._expr",
     "parse_group": "groupwise._expr",
     "METRICS": "groupwise.audit._metrics",
-    "AuditGroup": "groupwise.audit._rows",
-    "AuditOverall": "groupwise.audit._rows",
-    "Condition": "groupwise.audit._rows",
-    "ConditionDelta": "groupwise.audit._rows",
-    "ConditionGroup": "groupwise.audit._rows",
-    "CoverageCell": "groupwise.audit._rows",
-    "SliceRow": "groupwise.audit._rows",
     "Provenance": "groupwise._provenance",
     "load_schema": "groupwise._provenance",
     "speech_example": "groupwise._example",
     "tabular_example": "groupwise._example",
     "slices": "groupwise.audit._slices",
 }
+_LAZY.update(dict.fromkeys(_ROWS, "groupwise.audit._rows"))
 
 __all__ = [
     "METRICS",
-    "AuditGroup",
-    "AuditOverall",
-    "Condition",
-    "ConditionDelta",
-    "ConditionGroup",
-    "CoverageCell",
-    "SliceRow",
+    *_ROWS,
     "AuditResult",
     "CoverageResult",
     "GroupExpression",

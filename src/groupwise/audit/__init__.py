@@ -22,18 +22,14 @@ _LAZY = {
     "lastmile": "groupwise.audit._lastmile",
     "LastMileResult": "groupwise.audit._lastmile",
     "METRICS": "groupwise.audit._metrics",
-    "AuditGroup": "groupwise.audit._rows",
-    "AuditOverall": "groupwise.audit._rows",
-    "Condition": "groupwise.audit._rows",
-    "ConditionDelta": "groupwise.audit._rows",
-    "ConditionGroup": "groupwise.audit._rows",
-    "CoverageCell": "groupwise.audit._rows",
-    "SliceRow": "groupwise.audit._rows",
 }
+#: The typed rows of the results (groupwise.audit._rows), exported here and from groupwise.
+ROWS = ("AuditGroup", "AuditOverall", "Condition", "ConditionDelta", "ConditionGroup", "CoverageCell", "SliceRow")
+_LAZY.update(dict.fromkeys(ROWS, "groupwise.audit._rows"))
 
 __all__ = [
     "METRICS", "AuditResult", "CoverageResult", "LastMileResult", "audit", "coverage", "lastmile",
-    "AuditGroup", "AuditOverall", "Condition", "ConditionDelta", "ConditionGroup", "CoverageCell", "SliceRow",
+    *ROWS,
 ]
 
 
