@@ -10,6 +10,27 @@ import pytest
 
 from groupwise._example import speech_example
 
+#: The longest files, longest first. The suite runs on several worker processes, one file
+#: per worker at a time, in collection order: starting these first keeps any of them from
+#: running alone at the end while the other workers are idle.
+LONGEST_FIRST = (
+    "tests/test_readme.py",
+    "tests/speech/test_speech_demo.py",
+    "tests/speech/test_speech_cli.py",
+    "tests/service/test_service_workers.py",
+    "tests/service/test_service_security.py",
+    "tests/service/test_service_hardening.py",
+    "tests/service/test_service_api.py",
+    "tests/speech/test_transcribe.py",
+    "tests/audit/test_stream.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Collect the longest files first (the sort is stable: every file's own order stays)."""
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 @pytest.fixture(scope="session")
 def forked_cli():
