@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
@@ -42,7 +43,16 @@ __all__ = [
 R = TypeVar("R", bound="Row")
 
 
+@functools.cache
+def _declared(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
+    """A row class's declared fields without ``extra``: in order, and as a set for lookups."""
+    names = tuple(f.name for f in fields(cls) if f.name != "extra")
+    return names, frozenset(names)
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
     if isinstance(value, Row):
         return value.to_dict()
     if isinstance(value, list):
@@ -59,29 +69,22 @@ class Row(Mapping[str, Any]):
     numbers). Mapping equality holds: a row equals a dict with the same keys and values.
     """
 
-    _names: ClassVar[tuple[str, ...]] = ()
     _nested: ClassVar[dict[str, type[Row]]] = {}
     extra: dict[str, Any]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._names = ()  # filled lazily: the dataclass decorator runs after this hook
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         """The declared fields, in order, without ``extra``."""
-        if not cls._names:
-            cls._names = tuple(f.name for f in fields(cls) if f.name != "extra")  # type: ignore[arg-type]
-        return cls._names
+        return _declared(cls)[0]
 
     # -- mapping protocol --------------------------------------------------
     def __getitem__(self, key: str) -> Any:
-        if key in self.field_names():
+        if key in _declared(type(self))[1]:
             return getattr(self, key)
         return self.extra[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key in self.field_names():
+        if key in _declared(type(self))[1]:
             setattr(self, key, value)
         else:
             self.extra[key] = value
@@ -94,7 +97,7 @@ class Row(Mapping[str, Any]):
         return len(self.field_names()) + len(self.extra)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.field_names() or key in self.extra
+        return key in _declared(type(self))[1] or key in self.extra
 
     def update(self, other: Mapping[str, Any] = (), /, **more: Any) -> None:  # type: ignore[assignment]
         """Set several fields (declared or extra) at once, like ``dict.update``."""
@@ -104,14 +107,16 @@ class Row(Mapping[str, Any]):
     # -- conversion --------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The row as a flat, JSON-ready dict (nested rows become dicts)."""
-        return {key: _plain(self[key]) for key in self}
+        out = {name: _plain(getattr(self, name)) for name in self.field_names()}
+        out.update((key, _plain(value)) for key, value in self.extra.items())
+        return out
 
     @classmethod
     def coerce(cls: type[R], value: R | Mapping[str, Any]) -> R:
         """A row of this class from a row or a mapping; unknown keys go to ``extra``."""
         if isinstance(value, cls):
             return value
-        names = cls.field_names()
+        names = _declared(cls)[1]
         known = {k: v for k, v in value.items() if k in names}
         for key, kind in cls._nested.items():
             item = known.get(key)
