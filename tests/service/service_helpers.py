@@ -101,8 +101,15 @@ def program_dir(base_program, tmp_path) -> Path:
 
 
 def service_settings(db_url: str, **changes: Any) -> Settings:
+    """Test settings: no page cache, fast polling and decisions shown as soon as made.
+
+    The engine's "auto" decision delay (three seconds or more per submission, so that the
+    time to an answer says nothing about the holdout run) is turned off here, since most
+    tests submit many models; ``test_service_api.py`` checks the default delay through the
+    service, and ``tests/bounty/test_bounty_holdout.py`` checks the engine's.
+    """
     base = dict(db_url=db_url, page_cache_seconds=0.0, poll_seconds=0.05, lease_seconds=10.0, submissions_per_hour=1000,
-                submissions_per_day=10000)
+                submissions_per_day=10000, extra={"decision_seconds": 0.0})
     base.update(changes)
     return Settings(**base)
 

@@ -8,7 +8,10 @@ from service_helpers import (  # noqa: F401 - fixtures
     db_url,
     models,
     program_dir,
+    running_service,
     service,
+    service_settings,
+    sqlite_url,
 )
 
 
@@ -46,6 +49,25 @@ def test_a_team_submits_and_learns_accept_or_reject(service, models):
     png = service.client.get("/api/v1/programs/synthetic/group-trajectories.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     assert 'id="group-trajectories"' in service.client.get("/programs/synthetic/history").text
+
+
+def test_the_default_decision_delay_holds_every_answer_back(sqlite_url, program_dir, models):
+    """With the service's default ("auto") delay no decision shows before three seconds.
+
+    The delay is fixed from the public run before the holdout runs, so the time to an
+    answer tells a submitter nothing about the holdout. The other tests turn it off.
+    """
+    import time
+
+    with running_service(service_settings(sqlite_url, extra={}), program_dir) as svc:
+        token = svc.team("alpha")
+        for group in ("u > 0.5", "u < 0.3 and v < 0.5"):  # one accepted, one rejected
+            sent = time.monotonic()
+            sub = svc.submit(token, models["truth"], group=group)
+            assert sub.status_code == 202, sub.text
+            decided = svc.wait(token, sub.json()["id"])
+            assert time.monotonic() - sent >= 3.0, decided
+            assert decided["decision"] in ("accepted", "rejected")
 
 
 def test_bundle_and_predictions_of_the_current_model(service, models):
