@@ -2,14 +2,21 @@
 
 Whisper pads every clip to a 30-second window, so a 3-second utterance costs as much as
 30 seconds. The whisper backend packs utterances into one window and splits the words
-back by their timestamps. This script runs both on the same synthesised audio and prints,
-for each: wall seconds, CPU seconds, the real-time factor as audio seconds per wall second
-("x real time"), and corpus WER with the default normalisation (lower case, no
-punctuation) and with Whisper's English normaliser (numbers as digits, American
-spelling), which is the fair one for Whisper's orthography.
+back by their timestamps. This script runs, on the same synthesised audio (clean and under
+each last-mile condition):
+
+- one clip at a time with Whisper's own temperature fallback (the reference);
+- packed windows with Whisper's fallback (``fallback=whisper``);
+- packed windows that fall back only on repetition loops (``fallback=loops``, the default),
+  with 5 samples per temperature (the default) and with 1 (``best_of=1``).
+
+For each it prints wall seconds, CPU seconds, the real-time factor as audio seconds per
+wall second ("x real time"), and corpus WER with the default normalisation (lower case, no
+punctuation) and with Whisper's English normaliser (numbers as digits, American spelling),
+which is the fair one for Whisper's orthography.
 
     python benchmarks/whisper_packing.py [--accents en-us,en-gb-scotland,fr,vi] [--speakers 2 --utterances 6]
-        [--model tiny.en] [--threads 2]
+        [--conditions baseline,hum,telephone] [--model tiny.en] [--threads 2] [--beam-size 1]
 """
 
 from __future__ import annotations
@@ -17,9 +24,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+#: (label, backend options) compared on the same audio.
+MODES = [
+    ("one clip at a time, Whisper's fallback", {"pack": False, "fallback": "whisper"}),
+    ("packed, Whisper's fallback", {"fallback": "whisper"}),
+    ("packed, fallback on loops (default)", {"fallback": "loops"}),
+    ("packed, fallback on loops, best_of=1", {"fallback": "loops", "best_of": 1}),
+]
 
 
 def _wer(refs: list[str], hyps: list[str]) -> float:
@@ -34,48 +51,63 @@ def main() -> None:
     parser.add_argument("--accents", default="en-us,en-gb-scotland,fr,vi")
     parser.add_argument("--speakers", type=int, default=2)
     parser.add_argument("--utterances", type=int, default=6)
+    parser.add_argument("--conditions", default="baseline,hum,telephone")
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+
+    import pandas as pd
 
     from groupwise.audit._text import parse_normalizer
     from groupwise.speech._asr import get_backend
     from groupwise.speech._audio import read_audio
+    from groupwise.speech._conditions import parse_condition
     from groupwise.speech._normalize import parse_speech_normalizer
-    from groupwise.speech._synth import synthesize_corpus
 
     work = Path(tempfile.mkdtemp(prefix="gw-whisper-bench-"))
     try:
-        manifest = synthesize_corpus(
-            work, accents=args.accents.split(","), speakers=args.speakers, utterances=args.utterances,
-            progress=False, check_accents=False,
+        # The command line synthesises (eSpeak runs in worker processes).
+        subprocess.run(
+            [sys.executable, "-m", "groupwise", "corpus", "synth", str(work / "corpus"), "--accents", args.accents,
+             "--speakers", str(args.speakers), "--utterances", str(args.utterances), "--seed", str(args.seed)],
+            check=True, capture_output=True, env={**os.environ, "CI": "true"},
         )  # fmt: skip
-        clips = [read_audio(work / a) for a in manifest["audio"]]
+        manifest = pd.read_csv(work / "corpus" / "manifest.csv")
+        clean = [read_audio(work / "corpus" / a) for a in manifest["audio"]]
         refs = list(manifest["text"])
-        audio_seconds = sum(len(a) / r for a, r in clips)
-        print(f"{len(clips)} utterances, {audio_seconds:.1f} s of audio, model {args.model}, {args.threads} threads, "
-              f"load average {os.getloadavg()[0]:.1f}")
         default, english = parse_normalizer("default"), parse_speech_normalizer("english")
-        rows = []
-        for label, pack in (("one clip at a time", False), ("packed windows", True)):
-            backend = get_backend(
-                "whisper", model=args.model, pack=pack, cpu_threads=args.threads, beam_size=args.beam_size
-            )
-            backend.load()
-            wall, cpu = time.perf_counter(), time.process_time()
-            hyps = backend.transcribe_batch(clips)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            rows.append(
-                (label, wall, cpu, audio_seconds / wall, _wer(default(refs), default(hyps)),
-                 _wer(english(refs), english(hyps)))
-            )  # fmt: skip
-            backend.close()
-        print("| mode | wall s | CPU s | x real time | WER (default) | WER (english) |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for label, wall, cpu, speed, wer_default, wer_english in rows:
-            print(f"| {label} | {wall:.1f} | {cpu:.1f} | {speed:.1f} | {wer_default:.3f} | {wer_english:.3f} |")
-        print(f"speedup of packing: {rows[0][1] / rows[1][1]:.2f}x wall, {rows[0][2] / rows[1][2]:.2f}x CPU")
+        print(f"{len(clean)} utterances, {sum(len(a) / r for a, r in clean):.1f} s of audio per condition, model "
+              f"{args.model}, beam {args.beam_size}, {args.threads} threads, load average {os.getloadavg()[0]:.1f}")
+        totals: dict[str, list[float]] = {label: [0.0, 0.0, 0.0, 0.0] for label, _ in MODES}
+        print("| condition | mode | wall s | CPU s | x real time | WER (default) | WER (english) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for name in args.conditions.split(","):
+            transform = None if name == "baseline" else parse_condition(name)
+            clips = clean if transform is None else [transform(a, r, seed=i) for i, (a, r) in enumerate(clean)]
+            seconds = sum(len(a) / r for a, r in clips)
+            for label, options in MODES:
+                backend = get_backend(
+                    "whisper", model=args.model, cpu_threads=args.threads, beam_size=args.beam_size, **options
+                )
+                backend.load()
+                wall, cpu = time.perf_counter(), time.process_time()
+                hyps = backend.transcribe_batch(clips)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                backend.close()
+                errors = _wer(english(refs), english(hyps))
+                words = sum(len(r.split()) for r in english(refs))
+                t = totals[label]
+                t[0], t[1], t[2], t[3] = t[0] + wall, t[1] + cpu, t[2] + seconds, t[3] + errors * words
+                print(f"| {name} | {label} | {wall:.1f} | {cpu:.1f} | {seconds / wall:.1f} | "
+                      f"{_wer(default(refs), default(hyps)):.3f} | {errors:.3f} |", flush=True)
+        words = sum(len(r.split()) for r in english(refs)) * len(args.conditions.split(","))
+        for label, (wall, cpu, seconds, errors) in totals.items():
+            print(f"| all | {label} | {wall:.1f} | {cpu:.1f} | {seconds / wall:.1f} | | {errors / words:.3f} |")
+        reference = totals[MODES[0][0]]
+        for label, (wall, cpu, _, _) in list(totals.items())[1:]:
+            print(f"{label}: {reference[0] / wall:.2f}x faster (wall), {reference[1] / cpu:.2f}x (CPU) than one clip at a time")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

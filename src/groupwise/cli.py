@@ -290,8 +290,10 @@ def demo(
     """Run the main job end to end and write DIR/report.html.
 
     Synthesises accented clinical dictation with eSpeak NG, builds a domain language model,
-    transcribes it with PocketSphinx at baseline, under a 1200 Hz hospital hum and over a
-    telephone line, audits WER by accent, runs the last-mile test, and writes the report.
+    transcribes it with two recognisers (PocketSphinx with that model, and Whisper tiny.en)
+    at baseline, under a 1200 Hz hospital hum and over a telephone line, audits WER by
+    accent for each, compares the two recognisers per accent, runs the last-mile test, and
+    writes the report.
     """
     if simulated:
         from groupwise._demo import run_demo

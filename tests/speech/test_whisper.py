@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from groupwise._errors import InputError
 from groupwise.speech._asr import BackendUnavailable, get_backend
 from groupwise.speech._audio import write_wav
 from groupwise.speech._espeak import Voice, synthesize
@@ -92,6 +93,37 @@ def test_packed_windows_give_each_utterance_its_own_words(tiny, clips):
     assert norm(singles) == norm(packed[:1])
     assert tiny.config()["pack"] == {"window": 28.0, "gap": 0.5}
     assert one_by_one.config()["pack"] is False  # packed and single results are cached apart
+
+
+def test_each_fallback_rule_reaches_the_decoder(clips):
+    """The fallback option sets faster-whisper's thresholds, and every rule still transcribes."""
+    norm = parse_speech_normalizer("english")
+    expected = {
+        "loops": {"log_prob_threshold": None, "no_speech_threshold": None},
+        "whisper": {},
+        "none": {"temperature": 0.0},
+    }
+    configs = set()
+    for rule, thresholds in expected.items():
+        backend = get_backend("whisper", model="tiny.en", cpu_threads=2, beam_size=1, fallback=rule, best_of=2)
+        backend.load()
+        calls = []
+        decode = backend._model.transcribe
+        backend._model.transcribe = lambda audio, **kw: calls.append(kw) or decode(audio, **kw)
+        texts = backend.transcribe_batch(clips)
+        assert calls and all(kw["best_of"] == 2 for kw in calls)
+        for kw in calls:
+            for name in ("log_prob_threshold", "no_speech_threshold", "temperature"):
+                assert (name in kw) == (name in thresholds) and kw.get(name) == thresholds.get(name), (rule, kw)
+        refs, hyps = norm(SENTENCES), norm(texts)
+        assert sum(_wer(r, h) for r, h in zip(refs, hyps)) / len(refs) < 0.3, (rule, texts)
+        configs.add(json.dumps(backend.config(), sort_keys=True))
+        backend.close()
+    assert len(configs) == 3  # cached transcripts of one rule are never reused for another
+    with pytest.raises(InputError, match="'fallback' parameter .* Got 'sometimes'"):
+        get_backend("whisper", fallback="sometimes")
+    with pytest.raises(InputError, match="'best_of' parameter"):
+        get_backend("whisper", best_of=0)
 
 
 def test_packing_and_splitting_by_time():

