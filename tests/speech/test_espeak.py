@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
+import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -189,6 +192,34 @@ def test_corpus_synthesis_keeps_the_switching_leak_out_of_the_caller(tmp_path):
     synthesize_corpus(tmp_path / "b", accents=["hi"], speakers=2, utterances=50, progress=False, check_accents=False)
     assert resident_kb() - before < 5_000
     assert "DeleteTranslator" not in Path(_espeak.__file__).read_text()  # no calls into private symbols
+
+
+def test_synthesis_workers_are_replaced_and_the_run_finishes(tmp_path):
+    # Workers retire after SPEAKERS_PER_WORKER speakers (eSpeak's leak goes with them);
+    # more speakers than the workers' share must still all be synthesised. A pool that
+    # retires workers through max_tasks_per_child (2 or more) waits forever on Python
+    # 3.11 once they have all retired, so the run is a child process with a generous
+    # guard against hanging, not a limit on its speed.
+    script = textwrap.dedent(
+        f"""
+        from groupwise.speech import _synth
+        if __name__ == "__main__":
+            _synth.SPEAKERS_PER_WORKER = 2
+            manifest = _synth.synthesize_corpus(
+                {str(tmp_path)!r}, accents=["en-us", "en-gb"], speakers=6, utterances=1, workers=2,
+                progress=False, check_accents=False,
+            )
+            print(len(manifest), manifest["speaker"].nunique())
+        """
+    )
+    (tmp_path / "run.py").write_text(script)
+    try:
+        done = subprocess.run([sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.fail("synthesis with retiring workers did not finish: the worker pool hung")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["12", "12"]
+    assert len(list(tmp_path.rglob("*.wav"))) == 12
 
 
 def test_silent_on_stdout_and_stderr(capfd):

@@ -222,7 +222,8 @@ def synthesize_corpus(
     seed : int
     workers : int, default=1
         Worker processes (eSpeak NG is not thread-safe); synthesis always runs in
-        workers, each replaced after :data:`SPEAKERS_PER_WORKER` speakers.
+        workers, replaced by fresh ones after every ``workers`` x
+        :data:`SPEAKERS_PER_WORKER` speakers.
     sample_rate : int, default=16000
     lm_sentences : int, default=2000
         Sentences in ``lm_train.txt``.
@@ -285,16 +286,20 @@ def synthesize_corpus(
 
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task("Synthesising speech", total=len(jobs) * utterances)
-        # Always in worker processes, each replaced after a few speakers: eSpeak leaks a
+        # Always in worker processes, replaced after a few speakers each: eSpeak leaks a
         # translator per utterance of a voice that switches language (see _espeak), and
         # that memory goes back when the worker exits, never piling up in this process.
+        # A fresh pool per batch of speakers, not max_tasks_per_child: on Python 3.11 a
+        # pool whose workers retire that way can wait forever for the replacements.
         import multiprocessing
 
         context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=SPEAKERS_PER_WORKER) as pool:
-            for result in pool.map(_synth_speaker, jobs):
-                rows += result
-                bar.advance(task, utterances)
+        batch = workers * SPEAKERS_PER_WORKER
+        for first in range(0, len(jobs), batch):
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for result in pool.map(_synth_speaker, jobs[first : first + batch]):
+                    rows += result
+                    bar.advance(task, utterances)
     manifest = pd.DataFrame(rows)
     for column in ("english_read", "phoneme_edit_rate", "nearest_english"):
         manifest[column] = [measured[a][column] for a in manifest["accent"]]
