@@ -1,7 +1,7 @@
 """The speech demo at the sizes ``groupwise demo`` uses, with the checks of its test.
 
     python benchmarks/speech_demo.py                  # the --quick size (6 accents x 5 speakers x 3 utterances)
-    python benchmarks/speech_demo.py --full           # the full demo as well (every accent, 6 x 6)
+    python benchmarks/speech_demo.py --full           # the full demo as well (every accent, 6 x 4)
     python benchmarks/speech_demo.py --out DIR        # keep the outputs in DIR
 
 ``tests/speech/test_speech_demo.py`` runs the same path at a smaller size (three accents,

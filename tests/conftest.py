@@ -12,17 +12,26 @@ from groupwise._example import speech_example
 
 #: The longest files, longest first. The suite runs on several worker processes, one file
 #: per worker at a time, in collection order: starting these first keeps any of them from
-#: running alone at the end while the other workers are idle.
+#: running alone at the end while the other workers are idle. (pytest-xdist would otherwise
+#: start the files with the most tests first: pyproject.toml passes --no-loadscope-reorder.)
 LONGEST_FIRST = (
     "tests/test_readme.py",
-    "tests/speech/test_speech_demo.py",
     "tests/speech/test_speech_cli.py",
-    "tests/service/test_service_workers.py",
+    "tests/speech/test_speech_demo.py",
+    "tests/service/test_service_api.py",
+    "tests/audit/test_stream.py",
+    "tests/speech/test_transcribe.py",
     "tests/service/test_service_security.py",
     "tests/service/test_service_hardening.py",
-    "tests/service/test_service_api.py",
-    "tests/speech/test_transcribe.py",
-    "tests/audit/test_stream.py",
+    "tests/test_cli.py",
+    "tests/service/test_service_workers.py",
+    "tests/bounty/test_bounty_hunters.py",
+    "tests/audit/test_align.py",
+    "tests/speech/test_whisper.py",
+    "tests/bounty/test_bounty_hostile.py",
+    "tests/bounty/test_bounty_core.py",
+    "tests/speech/test_serve.py",
+    "tests/service/test_service_adult.py",
 )
 
 
