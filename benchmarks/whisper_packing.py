@@ -78,6 +78,8 @@ def main() -> None:
         clean = [read_audio(work / "corpus" / a) for a in manifest["audio"]]
         refs = list(manifest["text"])
         default, english = parse_normalizer("default"), parse_speech_normalizer("english")
+        default_refs, english_refs = default(refs), english(refs)
+        words = sum(len(r.split()) for r in english_refs)
         print(f"{len(clean)} utterances, {sum(len(a) / r for a, r in clean):.1f} s of audio per condition, model "
               f"{args.model}, beam {args.beam_size}, {args.threads} threads, load average {os.getloadavg()[0]:.1f}")
         totals: dict[str, list[float]] = {label: [0.0, 0.0, 0.0, 0.0] for label, _ in MODES}
@@ -96,15 +98,13 @@ def main() -> None:
                 hyps = backend.transcribe_batch(clips)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
                 backend.close()
-                errors = _wer(english(refs), english(hyps))
-                words = sum(len(r.split()) for r in english(refs))
-                t = totals[label]
-                t[0], t[1], t[2], t[3] = t[0] + wall, t[1] + cpu, t[2] + seconds, t[3] + errors * words
+                wer = _wer(english_refs, english(hyps))
+                totals[label] = [a + b for a, b in zip(totals[label], (wall, cpu, seconds, wer * words))]
                 print(f"| {name} | {label} | {wall:.1f} | {cpu:.1f} | {seconds / wall:.1f} | "
-                      f"{_wer(default(refs), default(hyps)):.3f} | {errors:.3f} |", flush=True)
-        words = sum(len(r.split()) for r in english(refs)) * len(args.conditions.split(","))
+                      f"{_wer(default_refs, default(hyps)):.3f} | {wer:.3f} |", flush=True)
+        all_words = words * len(args.conditions.split(","))
         for label, (wall, cpu, seconds, errors) in totals.items():
-            print(f"| all | {label} | {wall:.1f} | {cpu:.1f} | {seconds / wall:.1f} | | {errors / words:.3f} |")
+            print(f"| all | {label} | {wall:.1f} | {cpu:.1f} | {seconds / wall:.1f} | | {errors / all_words:.3f} |")
         reference = totals[MODES[0][0]]
         for label, (wall, cpu, _, _) in list(totals.items())[1:]:
             print(f"{label}: {reference[0] / wall:.2f}x faster (wall), {reference[1] / cpu:.2f}x (CPU) than one clip at a time")

