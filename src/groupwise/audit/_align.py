@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from rapidfuzz.distance import Levenshtein, LCSseq
 from rapidfuzz.process import cpdist
 
@@ -343,20 +344,19 @@ def _encode_polars(
     cats = pl.Categories.random()
     dtype = pl.Categorical(cats)
     keepalive = pl.Series([], dtype=dtype)  # the mapping lives while something uses it
-    # The lists are materialised once: their lengths are the pieces per text, and
-    # exploding them is nearly free. Both sides run at once, sharing the mapping, a slice
-    # of rows at a time, so that the lists of one slice reuse the memory of the last.
+    # One pass per slice of rows: each text is split at spaces and its pieces replaced by
+    # their category ids inside the list, so no piece outlives the slice as a string. Both
+    # sides run at once and share the mapping; the list's flat ids and offsets are read
+    # from Arrow without a copy.
     parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]
     n_slices = max(1, -(-max(len(r_series), len(h_series)) // _SLICE_ROWS))
+    encode = pl.col("t").str.split(" ").list.eval(pl.element().cast(dtype).to_physical())
     for k in range(n_slices):
         sides_k = [s.slice(k * -(-len(s) // n_slices), -(-len(s) // n_slices)) for s in (r_series, h_series)]
-        split = pl.collect_all(
-            [s.rename("t").to_frame().lazy().select(pl.col("t").str.split(" ")) for s in sides_k]
-        )
-        ids = pl.collect_all([f.lazy().select(pl.col("t").explode().cast(dtype).to_physical()) for f in split])
+        lists = pl.collect_all([s.rename("t").to_frame().lazy().select(encode) for s in sides_k])
         for j in range(2):
-            parts[j].append((ids[j].to_series().to_numpy(), split[j]["t"].list.len().to_numpy()))
-        del split, ids
+            parts[j].append(_list_parts(lists[j].to_series()))
+        del lists
     pieces = cats.to_series().fill_null("").to_list()
     del keepalive
     words = [w.split() for w in (pieces if normalizer is None else _as_list(normalizer._apply(pieces)))]
@@ -369,9 +369,19 @@ def _encode_polars(
     sides = []
     for side in parts:
         ids_j = np.concatenate([i for i, _ in side]) if len(side) > 1 else side[0][0]
-        per_row = np.concatenate([n for _, n in side]).astype(np.int64)
+        per_row = np.concatenate([n for _, n in side]) if len(side) > 1 else side[0][1]
         sides.append(_expand(ids_j, per_row, counts, flat))
     return sides[0], sides[1], len(vocab)
+
+
+def _list_parts(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The flat values of a list Series and each row's length (rows are never null)."""
+    arrow = lists.to_arrow()
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    offsets = np.asarray(arrow.offsets, dtype=np.int64)
+    values = np.asarray(arrow.values)[offsets[0] : offsets[-1]]
+    return values, np.diff(offsets)
 
 
 def _expand(ids: np.ndarray, per_row: np.ndarray, counts: np.ndarray, flat: np.ndarray) -> _Tokens:
