@@ -22,7 +22,7 @@ __all__ = ["read_table", "check_columns", "check_scalar", "TABLE_SUFFIXES"]
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
 
 
-def read_table(data: Any, *, name: str = "data") -> pd.DataFrame:
+def read_table(data: Any, *, name: str = "data", columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Return ``data`` as a pandas DataFrame.
 
     Parameters
@@ -33,6 +33,10 @@ def read_table(data: Any, *, name: str = "data") -> pd.DataFrame:
         numbers when they are identifiers such as speaker ids.
     name : str, default="data"
         How the input is called in error messages.
+    columns : sequence of str, optional
+        The columns the caller uses. A Parquet file that holds every one of them (once
+        each) is read for those alone, in the file's order; any other input is read whole,
+        so that a missing column is reported with every column the data has.
 
     Returns
     -------
@@ -49,7 +53,7 @@ def read_table(data: Any, *, name: str = "data") -> pd.DataFrame:
     elif _is_polars(data):
         frame = data.to_pandas()
     elif isinstance(data, (str, os.PathLike)):
-        frame = _read_path(Path(data), name=name)
+        frame = _read_path(Path(data), name=name, columns=columns)
     else:
         raise InputError(
             f"{name} is a {type(data).__name__}, not a table",
@@ -75,7 +79,7 @@ def _is_polars(data: Any) -> bool:
     return module.startswith("polars") and hasattr(data, "to_pandas")
 
 
-def _read_path(path: Path, *, name: str) -> pd.DataFrame:
+def _read_path(path: Path, *, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"{name} file {str(path)!r} does not exist", fix="check the path")
     if path.is_dir():
@@ -96,7 +100,7 @@ def _read_path(path: Path, *, name: str) -> pd.DataFrame:
         if suffix == ".json":
             return pd.read_json(path, dtype_backend="numpy_nullable")
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            return pd.read_parquet(path, columns=_parquet_subset(path, columns))
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{name} file {str(path)!r} could not be read as {suffix[1:].upper()}: {exc}",
@@ -106,6 +110,22 @@ def _read_path(path: Path, *, name: str) -> pd.DataFrame:
         f"{name} file {str(path)!r} has the unknown suffix {path.suffix!r}",
         fix=f"use one of {', '.join(TABLE_SUFFIXES)}",
     )
+
+
+def _parquet_subset(path: Path, columns: Sequence[str] | None) -> list[str] | None:
+    """``columns`` in the file's order when the file has each of them exactly once, else None (all)."""
+    if columns is None:
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+    except Exception:  # noqa: BLE001 - the full read that follows reports the fault
+        return None
+    wanted = set(columns)
+    if not wanted <= set(names) or len(names) != len(set(names)):
+        return None
+    return [c for c in names if c in wanted]
 
 
 def check_columns(

@@ -93,6 +93,28 @@ def test_input_kinds_give_the_same_result(tab, tmp_path):
         assert other["overall"] == base["overall"]
 
 
+def test_a_parquet_file_is_read_for_the_columns_the_audit_uses(tab, tmp_path):
+    from groupwise.audit._audit import _columns_used
+    from groupwise.audit._metrics import MetricColumns
+    from groupwise.audit._prepare import open_data
+
+    wide = tab.assign(notes=[f"free text {i}" for i in range(len(tab))], blob=[b"\x00" * 8] * len(tab))
+    path = tmp_path / "wide.parquet"
+    wide.to_parquet(path)
+    used = _columns_used("error_rate", "race", ["age >= 60"], "household", "sex", None, MetricColumns())
+    assert used == ["race", "age", "household", "sex", "y_true", "y_pred"]
+    assert list(open_data(path, columns=used).frame.columns) == ["household", "age", "sex", "race", "y_true", "y_pred"]
+    kwargs = {"metric": "error_rate", "by": "race", "groups": ["age >= 60"], "cluster": "household", "n_boot": 100}
+    assert audit(path, **kwargs).to_dict()["groups"] == audit(tab, **kwargs).to_dict()["groups"]
+    # A column the file lacks: everything is read, and the message lists every column.
+    assert list(open_data(path, columns=["race", "nope"]).frame.columns) == list(wide.columns)
+    with pytest.raises(InputError, match="blob, household") as err:
+        audit(path, metric="error_rate", by="race", cluster="nope")
+    assert "notes" in str(err.value)
+    # Options that do not parse: everything is read and the fault is reported as before.
+    assert _columns_used("error_rate", "race", ["age >>> 60"], "household", None, None, MetricColumns()) is None
+
+
 def test_to_frame_is_tidy(tab):
     frame = audit(tab, metric="error_rate", by=["sex", "sex,race"], n_boot=50).to_frame()
     assert len(frame) == 2 + 8

@@ -272,7 +272,9 @@ def audit(
     >>> [(g["group"]["accent"], round(g["value"], 3)) for g in result.groups]
     [('scottish', 0.5), ('us', 0.0)]
     """
-    source = open_data(data, engine=engine)
+    used = _columns_used(metric, by, groups, cluster, within, adjust,
+                         MetricColumns(reference, hypothesis, y_true, y_pred, num, den))
+    source = open_data(data, engine=engine, columns=used)
     frame, shards = source.frame, source.shards
     spec = get_metric(metric)
     named = _named_reference(compare)
@@ -474,6 +476,32 @@ def audit(
         settings=settings,
         provenance=prov.describe(group_columns),
     )
+
+
+def _columns_used(
+    metric: str, by: Any, groups: Any, cluster: str | None, within: str | None, adjust: Any, names: MetricColumns
+) -> list[str] | None:
+    """Every column an audit with these options reads, or None when the options are not
+    valid (the audit then reads everything and reports the fault in the usual order).
+
+    >>> _columns_used("wer", ["accent", "accent,noise"], "snr < 5", "speaker", None, None, MetricColumns())
+    ['accent', 'noise', 'snr', 'speaker', 'reference', 'hypothesis']
+    """
+    from groupwise._errors import GroupwiseError
+    from groupwise._expr import parse_group
+
+    try:
+        texts = [groups] if isinstance(groups, str) else list(groups or [])
+        used = [c for fam in _families_from_by(by) for c in fam]
+        used += [c for text in texts for c in parse_group(text).columns]
+        used += [c for c in (cluster, within) if c is not None]
+        used += split_names(adjust) if isinstance(adjust, str) else list(adjust or [])
+        used += [getattr(names, role) for role in get_metric(metric).inputs]
+    except (GroupwiseError, TypeError, ValueError):
+        return None
+    if not all(isinstance(c, str) for c in used):
+        return None
+    return list(dict.fromkeys(used))
 
 
 def _families_from_by(by: Sequence[str | Sequence[str]] | str | None) -> list[list[str]]:

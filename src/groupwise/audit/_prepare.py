@@ -78,10 +78,12 @@ class Prepared:
         return np.ones(len(self.frame)) if self.count is None else self.count
 
 
-def open_data(data: Any, *, engine: str = "local") -> Source:
+def open_data(data: Any, *, engine: str = "local", columns: Sequence[str] | None = None) -> Source:
     """Read a table, or name the Parquet shards ``data`` points at (see :func:`groupwise.audit._stream.stream_source`).
 
     ``engine="ray"`` reads Parquet only, so one Parquet file becomes one shard there.
+    ``columns``: the columns the caller uses; a Parquet file that has them all is read for
+    those alone (see :func:`groupwise._io.read_table`).
 
     Examples
     --------
@@ -105,7 +107,7 @@ def open_data(data: Any, *, engine: str = "local") -> Source:
                 fix="write the table to Parquet (one file or several in a folder) and pass that, or use the local engine",
             )
     if shards is None:
-        return Source(read_table(data))
+        return Source(read_table(data, columns=columns))
     return Source(schema_frame(shards[0]), shards)
 
 
