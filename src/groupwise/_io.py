@@ -119,9 +119,12 @@ def _parquet_subset(path: Path, columns: Sequence[str] | None) -> list[str] | No
     try:
         import pyarrow.parquet as pq
 
-        names = pq.read_schema(path).names
+        schema = pq.read_schema(path)
+        # Columns pandas turns into the index are not columns of the frame it reads.
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
     except Exception:  # noqa: BLE001 - the full read that follows reports the fault
         return None
+    names = [c for c in schema.names if c not in index]
     wanted = set(columns)
     if not wanted <= set(names) or len(names) != len(set(names)):
         return None

@@ -111,6 +111,10 @@ def test_a_parquet_file_is_read_for_the_columns_the_audit_uses(tab, tmp_path):
     with pytest.raises(InputError, match="blob, household") as err:
         audit(path, metric="error_rate", by="race", cluster="nope")
     assert "notes" in str(err.value)
+    # A column pandas reads as the index is not a column either.
+    tab.set_index("household").to_parquet(tmp_path / "indexed.parquet")
+    with pytest.raises(InputError, match="age, race, sex, y_pred, y_true"):
+        audit(tmp_path / "indexed.parquet", metric="error_rate", by="race", cluster="household")
     # Options that do not parse: everything is read and the fault is reported as before.
     assert _columns_used("error_rate", "race", ["age >>> 60"], "household", None, None, MetricColumns()) is None
 
