@@ -176,8 +176,11 @@ def analyse(
         s = cell_sums(cluster, family.codes, num, den, n_clusters, k, count, count_den)
         disp = dispersion(kind, s)
         keep = family.codes >= 0
+        kept = None if keep.all() else np.flatnonzero(keep)
+        codes_kept = family.codes if kept is None else family.codes[kept]
         extra_sums = {
-            name: np.bincount(family.codes[keep], weights=values[keep], minlength=k) for name, values in extra.items()
+            name: np.bincount(codes_kept, weights=values if kept is None else values[kept], minlength=k)
+            for name, values in extra.items()
         }
         sufficient = (s.clusters >= min_clusters) & (s.n_den >= min_examples) & (s.D > 0)
         if inference:
