@@ -115,6 +115,11 @@ def test_a_parquet_file_is_read_for_the_columns_the_audit_uses(tab, tmp_path):
     tab.set_index("household").to_parquet(tmp_path / "indexed.parquet")
     with pytest.raises(InputError, match="age, race, sex, y_pred, y_true"):
         audit(tmp_path / "indexed.parquet", metric="error_rate", by="race", cluster="household")
+    # Options given as one-shot iterators are read once for the columns and once for the audit.
+    once = audit(path, metric="error_rate", by=iter(["race"]), groups=(g for g in ["age >= 60"]), cluster="household",
+                 adjust=iter(["age"]), n_boot=100)
+    assert [g["group"] for g in once.groups] == [g["group"] for g in audit(path, **kwargs, adjust=["age"]).groups]
+    assert once.settings.get("adjust") == ["age"]
     # Options that do not parse: everything is read and the fault is reported as before.
     assert _columns_used("error_rate", "race", ["age >>> 60"], "household", None, None, MetricColumns()) is None
 

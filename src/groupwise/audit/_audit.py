@@ -9,7 +9,7 @@ renders itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -272,6 +272,8 @@ def audit(
     >>> [(g["group"]["accent"], round(g["value"], 3)) for g in result.groups]
     [('scottish', 0.5), ('us', 0.0)]
     """
+    # One-shot iterators are read twice below (for the columns to read, then for the groups).
+    by, groups, adjust = (list(x) if isinstance(x, Iterator) else x for x in (by, groups, adjust))
     used = _columns_used(metric, by, groups, cluster, within, adjust,
                          MetricColumns(reference, hypothesis, y_true, y_pred, num, den))
     source = open_data(data, engine=engine, columns=used)
