@@ -14,8 +14,10 @@ what the parent process uses before it stores an upload.
 from __future__ import annotations
 
 import io
+import sys
 import zipfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,67 @@ def _tensors(graph: Any):  # noqa: ANN202
                 yield sparse.indices
 
 
+def parse_onnx(data: bytes) -> Any:
+    """Parse the bytes of an ONNX file into a ``ModelProto`` message, as ``onnx.load_model_from_string`` does.
+
+    Raises whatever protobuf raises for bytes that are not a whole ``ModelProto``.
+    """
+    proto = _model_proto_class()()
+    used = proto.ParseFromString(data)
+    if used is not None and used != len(data):
+        raise ValueError(f"the protobuf message ends after {used} of {len(data)} bytes")
+    return proto
+
+
+@cache
+def _model_proto_class() -> type:
+    """onnx's ``ModelProto`` message class, without importing the onnx package when possible.
+
+    ``import onnx`` takes one to two seconds, most of it in ml_dtypes (which onnx's helpers
+    import), and every sandbox worker and prediction child needs only the message
+    definitions to check a model. Those are the serialized file descriptor in the installed
+    ``onnx/onnx_ml_pb2.py``: read there as a bytes literal (parsed by ``ast``, not run) into
+    a descriptor pool of its own, which cannot clash with the onnx package if something
+    imports it later. Where onnx is imported already, or its file has another layout, the
+    package's own class is used.
+    """
+    if "onnx" not in sys.modules:
+        try:
+            return _isolated_model_proto_class()
+        except Exception:  # noqa: BLE001, S110 - any other layout: the package itself below
+            pass
+    import onnx
+
+    return onnx.ModelProto
+
+
+def _isolated_model_proto_class() -> type:
+    import ast
+    import importlib.util
+
+    from google.protobuf import descriptor_pool, message_factory
+
+    spec = importlib.util.find_spec("onnx")
+    if spec is None or spec.origin is None:
+        raise ImportError("onnx is not installed")
+    source = (Path(spec.origin).parent / "onnx_ml_pb2.py").read_text(encoding="utf-8")
+    found = [
+        node.args[0].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "AddSerializedFile"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, bytes)
+    ]
+    if len(found) != 1:
+        raise ImportError("onnx_ml_pb2.py does not hold one serialized file descriptor")
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(found[0])
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("onnx.ModelProto"))
+
+
 def check_onnx(model: Any, *, name: str = "model") -> None:
     """Refuse custom-op domains, model-local functions, training graphs and external data.
 
@@ -144,8 +207,6 @@ def check_onnx(model: Any, *, name: str = "model") -> None:
     (see :func:`_tensors`): a tensor whose bytes live in another file would make the
     runtime read that file, which is how a model could read what lies beside it.
     """
-    import onnx
-
     for opset in model.opset_import:
         if opset.domain not in ALLOWED_ONNX_DOMAINS:
             raise InputError(
@@ -170,7 +231,7 @@ def check_onnx(model: Any, *, name: str = "model") -> None:
                     fix="export the model with standard ONNX and ONNX-ML operators only",
                 )
         for tensor in _tensors(graph):
-            if tensor.data_location != onnx.TensorProto.DEFAULT or len(tensor.external_data):
+            if tensor.data_location != tensor.DEFAULT or len(tensor.external_data):
                 raise InputError(
                     f"{name} refers to external data files for the tensor {tensor.name!r}",
                     fix="save the model as one file (onnx.save_model(model, path, save_as_external_data=False))",
@@ -269,11 +330,10 @@ def load_model(path: str | Path, schema: Schema, *, name: str | None = None, thr
     data = path.read_bytes()
     kind = sniff_format(data, name=label)
     if kind == "onnx":
-        import onnx
         import onnxruntime as ort
 
         try:
-            proto = onnx.load_model_from_string(data)
+            proto = parse_onnx(data)
         except Exception as exc:  # noqa: BLE001 - protobuf raises several types for bad bytes
             raise InputError(f"{label} is not a valid ONNX model ({type(exc).__name__})", fix=_EXPORT_HELP) from None
         if not len(proto.graph.node) and not len(proto.graph.output):

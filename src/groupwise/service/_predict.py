@@ -9,7 +9,8 @@ clock runs out. A model that loops, allocates without end or crashes the interpr
 
 One child is kept started ahead of time (:class:`ContainedRunner` ``spares``), its imports
 already done, so a request does not wait for numpy, pandas and onnxruntime to load; it
-still runs in a process that has never seen another request.
+still runs in a process that has never seen another request. A bundle that holds a skops
+model imports skops and scikit-learn in its own job, since most bundles need neither.
 
 :class:`BundleCache` keeps the exported bundles of the most recently used versions on disk
 (folder and zip) and deletes the rest, so downloads are served from a file and old
@@ -106,7 +107,7 @@ class ContainedRunner:
         self.limits = limits or PredictLimits()
         self.spares = max(0, int(spares))
         self.command = list(command) if command is not None else [sys.executable, "-m", "groupwise.service._predict"]
-        # How long a child may take to import numpy, pandas, onnx and onnxruntime.
+        # How long a child may take to import numpy, pandas and onnxruntime.
         self.ready_seconds = 300.0
         self._pool: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
@@ -451,12 +452,13 @@ def _main() -> int:
         import groupwise._io  # noqa: F401
         from groupwise.bounty import _models, _pdl  # noqa: F401
 
-        # Everything a model load needs, so that a job spends its time on the job.
-        for module in ("onnx", "onnxruntime", "skops.io"):
-            try:
-                __import__(module)
-            except ImportError:  # pragma: no cover - an optional backend
-                pass
+        # What loading an ONNX model needs (the runtime and the message definitions that
+        # its checks read), so that a job spends its time on the job. skops (and with it
+        # scikit-learn and SciPy, several seconds of imports) is left to the jobs whose
+        # bundle holds a skops model: bundles hold ONNX models unless a team sent skops.
+        import onnxruntime  # noqa: F401
+
+        _models._model_proto_class()
         out.write(_READY + b"\n")
         out.flush()
         line = sys.stdin.buffer.readline()
