@@ -224,3 +224,47 @@ def test_the_service_worker_refuses_to_run_without_isolation(monkeypatch):
     with pytest.raises(RuntimeError, match="without isolation.*allow_unisolated"):
         worker_isolation(Settings())
     assert worker_isolation(Settings(extra={"allow_unisolated": True})) == "auto"
+
+
+_ISOLATED_PARSE = r"""
+import sys
+from pathlib import Path
+from groupwise import InputError
+from groupwise.bounty._models import check_onnx, load_model, parse_onnx
+from groupwise.bounty._schema import Schema
+
+good, bad, schema = sys.argv[1], sys.argv[2], Schema.from_dict(__import__("json").loads(sys.argv[3]))
+model = load_model(good, schema)
+print(model.kind, "onnx" in sys.modules, "sklearn" in sys.modules)
+try:
+    check_onnx(parse_onnx(Path(bad).read_bytes()), name="loop.onnx")
+except InputError as exc:
+    print("refused:", exc.message)
+Path("parsed.bin").write_bytes(parse_onnx(Path(good).read_bytes()).SerializeToString())
+"""
+
+
+def test_an_onnx_file_is_checked_without_importing_onnx(program, models, tmp_path):
+    """load_model parses ONNX files with onnx's own message definitions, in a process that
+    never imports the onnx package (or scikit-learn), and the checks still refuse."""
+    import json
+    import subprocess
+    import sys
+
+    import onnx
+
+    bad = tmp_path / "loop.onnx"
+    model = onnx.load_model(str(models["truth"]))
+    weights = _external(onnx.helper.make_tensor("w", onnx.TensorProto.FLOAT, [1], [0.0]), "y_holdout.npy")
+    model.graph.node.append(onnx.helper.make_node("Constant", [], ["extra"], value=weights))
+    bad.write_bytes(model.SerializeToString())
+    out = subprocess.run(
+        [sys.executable, "-c", _ISOLATED_PARSE, str(models["truth"]), str(bad), json.dumps(program.schema.to_dict())],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "onnx False False"
+    assert lines[1].startswith("refused: loop.onnx refers to external data files for the tensor 'w'")
+    parsed = onnx.load_model_from_string((tmp_path / "parsed.bin").read_bytes())
+    assert parsed == onnx.load_model(str(models["truth"]))
