@@ -1,6 +1,6 @@
 """The main job's --quick path, end to end, and its report in a real browser.
 
-The suite runs the --quick path at a smaller size (three of the quick accents, two
+The suite runs the --quick path at a smaller size (two of the quick accents, two
 utterances per speaker: the least the statistics accept); ``benchmarks/speech_demo.py``
 runs it at the size ``groupwise demo --quick`` uses, with the same checks.
 """
@@ -16,8 +16,9 @@ from conftest import rendered_images
 from groupwise._errors import InputError
 from groupwise.speech._demo import DEMO_CONDITIONS, QUICK_ACCENTS, RECOGNISERS, run_speech_demo
 
-#: General American and Spanish (compared below) and one English variety between them.
-ACCENTS = ("en-us", "en-029", "es")
+#: General American and Spanish, compared below (the quick demo's other accents run in
+#: benchmarks/speech_demo.py).
+ACCENTS = ("en-us", "es")
 assert set(ACCENTS) <= set(QUICK_ACCENTS)
 
 
