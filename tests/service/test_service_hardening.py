@@ -160,6 +160,26 @@ def test_predictions_and_exports_run_in_a_child_process(sqlite_service, monkeypa
     assert service.client.get("/api/v1/programs/synthetic/bundle").status_code == 200
 
 
+def test_a_bundle_with_a_skops_model_predicts_in_the_child(models, tmp_path):
+    """The child preloads what ONNX models need; a skops model's libraries load in its own job."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    from groupwise.service._predict import PublicModels
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.random(2000), rng.random(2000), rng.integers(0, 3, 2000)]).astype(np.float32)
+    sio.dump(LogisticRegression().fit(X, (X[:, 0] > 0.5).astype(np.int64)), tmp_path / "base.skops")
+    program = make_program(tmp_path / "program", models, base_model=tmp_path / "base.skops")
+    public = PublicModels(spares=0)
+    try:
+        rows = [{"u": 0.9, "v": 0.1, "c": "red"}, {"u": 0.1, "v": 0.2, "c": "blue"}]
+        assert public.predict(str(program.root), 0, rows) == ["yes", "no"]
+    finally:
+        public.close()
+
+
 def test_the_runner_reports_a_killed_child_plainly():
     runner = ContainedRunner(PredictLimits(wall_seconds=60), spares=0, command=dying_child("SIGKILL"))
     try:
