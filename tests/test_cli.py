@@ -38,6 +38,32 @@ def test_help_lists_every_command_and_option():
         assert option in audit_help
 
 
+def _options(command):
+    """Every parameter of a click command (and of its subcommands), as comparable tuples."""
+    own = [(p.name, tuple(p.opts), p.required, repr(p.default), p.multiple) for p in command.params]
+    subs = {name: _options(sub) for name, sub in getattr(command, "commands", {}).items()}
+    return own, subs
+
+
+def test_a_run_builds_only_the_command_it_names_with_the_same_options():
+    from typer.main import get_command
+
+    from groupwise.cli import _program, app
+
+    whole = get_command(app)
+    assert len(whole.commands) > 10
+    for name, command in whole.commands.items():
+        narrowed = _program([name, "--some-option"])
+        assert list(narrowed.commands) == [name]
+        assert _options(narrowed.commands[name]) == _options(command), name
+        assert narrowed.commands[name].help == command.help
+    # No command, help or a misspelt name: the whole program, which lists every command.
+    for argv in ([], ["--help"], ["audti"], ["-x", "audit"]):
+        assert list(_program(argv).commands) == list(whole.commands)
+    out = run("audti", "x.csv")
+    assert out.returncode == 2 and "No such command" in out.stderr and "audit" in out.stderr
+
+
 def test_audit_writes_json_csv_and_plot(speech_csv, tmp_path):
     out = run("audit", speech_csv, "--by", "accent", "--by", "accent,noise", "--cluster", "speaker",
               "--group", 'noise == "hum" and accent in ["en-029", "hi"]', "--n-boot", "300",

@@ -758,10 +758,32 @@ def asr_serve(
     run(asr, _transcribe_options(asr, lm, option), host=host, port=port, max_bytes=int(max_mb * 1024 * 1024), rate=rate, burst=burst)
 
 
+def _program(argv: list[str]):  # noqa: ANN202 - a click command
+    """The click program for ``argv``: only the command or command group it names.
+
+    typer builds every command's options on each run; a run builds only those of the
+    command it runs. Anything else (no command, ``--help``, a misspelt name) gets the
+    whole program, so that help and "No such command" list every command.
+    """
+    from typer.main import get_command, get_command_name, get_group
+
+    name = argv[0] if argv else None
+    commands = [c for c in app.registered_commands
+                if (c.name or get_command_name(c.callback.__name__)) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return get_command(app)
+    narrowed = typer.Typer(name="groupwise", help=app.info.help, no_args_is_help=True,
+                           pretty_exceptions_enable=False, add_completion=False, rich_markup_mode="rich")
+    narrowed.registered_commands = commands
+    narrowed.registered_groups = groups
+    return get_group(narrowed)  # a group even of one command, as the whole program is
+
+
 def main() -> None:
     """Entry point of the ``groupwise`` program."""
     try:
-        app()
+        _program(sys.argv[1:])()
     except GroupwiseError as exc:
         from rich.console import Console
         from rich.markup import escape
