@@ -138,12 +138,14 @@ def accents_table(manifest: pd.DataFrame) -> str:
 def run_speech_demo(
     out: str | Path, *, quick: bool = False, seed: int = 0, workers: int | None = None, console: Any = None,
     accents: tuple[str, ...] | None = None, speakers: int | None = None, utterances: int | None = None,
+    conditions: tuple[str, ...] | None = None,
 ) -> Path:
     """Run the demo into ``out`` and return the path of ``report.html``.
 
     ``accents``, ``speakers`` (per accent) and ``utterances`` (per speaker) override the
-    sizes that ``quick`` chooses, for a smaller run of the same path. The statistics need
-    at least 5 speakers per accent and 10 utterances per accent.
+    sizes that ``quick`` chooses, and ``conditions`` (keys of :data:`DEMO_CONDITIONS`, all
+    by default) the last-mile conditions, for a smaller run of the same path. The
+    statistics need at least 5 speakers per accent and 10 utterances per accent.
     """
     from rich.console import Console
 
@@ -168,6 +170,14 @@ def run_speech_demo(
     accents = tuple(accents) if accents else (QUICK_ACCENTS if quick else DEFAULT_ACCENTS)
     speakers = default_speakers if speakers is None else speakers
     utterances = default_utterances if utterances is None else utterances
+    chosen = list(DEMO_CONDITIONS) if conditions is None else list(conditions)
+    unknown = [c for c in chosen if c not in DEMO_CONDITIONS]
+    if unknown or not chosen:
+        raise InputError(
+            f"the demo has no last-mile condition {unknown[0]!r}" if unknown else "the demo needs a last-mile condition",
+            fix=f"choose among {', '.join(map(repr, DEMO_CONDITIONS))}",
+        )
+    names = {c: DEMO_CONDITIONS[c] for c in dict.fromkeys(chosen)}
     if speakers < 5 or speakers * utterances < 10:
         raise InputError(
             f"{speakers} speakers per accent with {utterances} utterances each are too few for the demo's statistics",
@@ -194,7 +204,7 @@ def run_speech_demo(
 
     t0 = time.perf_counter()
     manifest = load_manifest(corpus_dir / "manifest.csv")
-    conditions = ["baseline", *DEMO_CONDITIONS]
+    conditions = ["baseline", *names]
     sphinx = transcribe(
         manifest, backend="pocketsphinx", backend_options={"lm": str(lm_path)},
         conditions=conditions, seed=seed, workers=workers, cache=out / "cache",
@@ -227,7 +237,7 @@ def run_speech_demo(
             min_clusters=min_clusters, min_examples=10, seed=seed, normalize=normalize,
         )  # fmt: skip
         lastmiles[name] = lastmile(
-            frame, by="accent", cluster="speaker", names=DEMO_CONDITIONS, provenance=provenance,
+            frame, by="accent", cluster="speaker", names=names, provenance=provenance,
             min_clusters=min_clusters, min_examples=10, seed=seed, normalize=normalize,
         )  # fmt: skip
         coverages[name] = coverage(
