@@ -40,6 +40,7 @@ def test_too_small_a_demo_is_refused_with_a_fix(tmp_path, speakers, utterances):
 
 
 @pytest.mark.parametrize(("conditions", "message"), [(("thunder",), "no last-mile condition 'thunder'"),
+                                                     ("thunder", "no last-mile condition 'thunder'"),
                                                      ((), "needs a last-mile condition")])
 def test_an_unknown_demo_condition_is_refused_with_the_choices(tmp_path, conditions, message):
     with pytest.raises(InputError, match=message) as info:

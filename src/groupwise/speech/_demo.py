@@ -170,6 +170,8 @@ def run_speech_demo(
     accents = tuple(accents) if accents else (QUICK_ACCENTS if quick else DEFAULT_ACCENTS)
     speakers = default_speakers if speakers is None else speakers
     utterances = default_utterances if utterances is None else utterances
+    if isinstance(conditions, str):  # one condition, not its characters
+        conditions = (conditions,)
     chosen = list(DEMO_CONDITIONS) if conditions is None else list(conditions)
     unknown = [c for c in chosen if c not in DEMO_CONDITIONS]
     if unknown or not chosen:
