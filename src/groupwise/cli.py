@@ -773,8 +773,9 @@ def _program(argv: list[str]):  # noqa: ANN202 - a click command
     groups = [g for g in app.registered_groups if g.name == name]
     if not commands and not groups:
         return get_command(app)
-    narrowed = typer.Typer(name="groupwise", help=app.info.help, no_args_is_help=True,
-                           pretty_exceptions_enable=False, add_completion=False, rich_markup_mode="rich")
+    import copy
+
+    narrowed = copy.copy(app)  # the program's own settings; new lists leave app's alone
     narrowed.registered_commands = commands
     narrowed.registered_groups = groups
     return get_group(narrowed)  # a group even of one command, as the whole program is
