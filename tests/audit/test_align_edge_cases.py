@@ -106,17 +106,21 @@ def test_very_long_utterances():
     )
 
 
-@pytest.mark.parametrize("slice_rows", [1, 2, 3, 1 << 17])
-def test_chunk_boundaries_and_both_string_builders(monkeypatch, slice_rows):
+@pytest.mark.parametrize("workers", [1, -1])
+@pytest.mark.parametrize(("slice_rows", "pair_chunk"), [(1, 1), (2, 2), (3, 3), (1 << 17, 1 << 15)])
+def test_chunk_boundaries_and_both_string_builders(monkeypatch, slice_rows, pair_chunk, workers):
     monkeypatch.setattr(align, "_CHUNK_ROWS", 3)
     monkeypatch.setattr(align, "_PAD_WIDTH", 4)
     monkeypatch.setattr(align, "_SLICE_ROWS", slice_rows)
+    monkeypatch.setattr(align, "_PAIR_CHUNK", pair_chunk)  # pairs aligned per chunk, on two threads
     refs = ["a b c d e f", "a", "", "b c", "a b c d", "x y z w v u t", "", "c"]
     hyps = ["a c d e f g", "", "b", "c b", "a b d", "x y z", "q", "c"]
-    assert rows(word_edits(refs, hyps)) == jiwer_rows(jiwer.process_words, refs, hyps)
-    # identical pairs leave fewer hypotheses than references to encode
-    assert rows(word_edits(refs, refs[:4] + hyps[4:])) == jiwer_rows(jiwer.process_words, refs, refs[:4] + hyps[4:])
-    assert rows(word_edits(refs, refs)) == jiwer_rows(jiwer.process_words, refs, refs)
+    assert rows(word_edits(refs, hyps, workers=workers)) == jiwer_rows(jiwer.process_words, refs, hyps)
+    # identical pairs leave fewer hypotheses than references to encode; chunks of
+    # differing pairs then skip rows, at the start, in the middle and at the end
+    for mixed in (refs[:4] + hyps[4:], hyps[:4] + refs[4:], [h if i % 3 else r for i, (r, h) in enumerate(zip(refs, hyps))]):
+        assert rows(word_edits(refs, mixed, workers=workers)) == jiwer_rows(jiwer.process_words, refs, mixed)
+    assert rows(word_edits(refs, refs, workers=workers)) == jiwer_rows(jiwer.process_words, refs, refs)
 
 
 def test_mismatched_lengths():

@@ -29,6 +29,9 @@ How it is fast (a million ten-word pairs, default normalisation included, take a
    leaves no room for more hits (hits ``= min(n, m) - (d - |m - n|) + min(I, D) <= L``).
    Only the pairs left (a few per cent of typical ASR output) go through
    ``Levenshtein.editops`` one by one.
+5. Steps 2 to 4 run on chunks of pairs, two threads taking chunks in turn: one chunk's
+   strings and ``editops`` (Python, under the interpreter lock) overlap the other's bulk
+   distances (C++, without it).
 
 Characters skip steps 1 and 2: the strings, stripped of surrounding whitespace as jiwer's
 ``cer_default`` does, are the sequences (inner spaces count as characters).
@@ -76,6 +79,8 @@ _CHUNK_ROWS = 1 << 16
 # Texts are split and encoded this many rows at a time.
 _SLICE_ROWS = 1 << 17
 _PAD_WIDTH = 64
+# Differing pairs are turned into strings and aligned this many at a time (see _in_chunks).
+_PAIR_CHUNK = 1 << 15
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,14 +226,20 @@ def _word_counts(
         encoded = _encode_python(r, h)
     (r_ids, r_offs), (h_ids, h_offs), vocab_size = encoded
     n = np.diff(r_offs)
-    keep = None
-    if len(differ) < n_pairs:
-        keep = np.zeros(n_pairs, dtype=bool)
-        keep[differ] = True
-    a = _sequences(r_ids, r_offs, vocab_size, keep)
-    b = _sequences(h_ids, h_offs, vocab_size)
-    part = _count(a, b, n[differ], np.diff(h_offs), workers)
-    if keep is None:
+    keep = np.zeros(n_pairs, dtype=bool)
+    keep[differ] = True
+    m = np.diff(h_offs)
+
+    def align(lo: int, hi: int) -> EditCounts:
+        """The differing pairs ``differ[lo:hi]``, whose rows lie in ``first..last``."""
+        first, last = int(differ[lo]), int(differ[hi - 1]) + 1
+        a = _sequences(r_ids[r_offs[first] : r_offs[last]], r_offs[first : last + 1] - r_offs[first], vocab_size,
+                       keep[first:last])
+        b = _sequences(h_ids[h_offs[lo] : h_offs[hi]], h_offs[lo : hi + 1] - h_offs[lo], vocab_size)
+        return _count(a, b, n[differ[lo:hi]], m[lo:hi], workers)
+
+    part = _in_chunks(align, len(differ), workers)
+    if len(differ) == n_pairs:
         return part
     zeros = np.zeros(n_pairs, dtype=np.int64)
     out = {"substitutions": zeros, "deletions": zeros, "insertions": zeros, "hits": n, "ref_len": n, "hyp_len": n}
@@ -237,6 +248,30 @@ def _word_counts(
         full[differ] = getattr(part, name)
         out[name] = full
     return EditCounts(**out)
+
+
+def _in_chunks(align: Any, n_pairs: int, workers: int) -> EditCounts:
+    """``align(lo, hi)`` over consecutive chunks of ``n_pairs`` pairs, joined in order.
+
+    Building each chunk's strings and its ``editops`` holds the interpreter lock, while
+    rapidfuzz's bulk distances run without it. Two threads take the chunks in turn, so
+    one chunk's Python work overlaps the other's distances (about a fifth less time on
+    two cores for a million pairs). ``workers=1`` keeps to one thread.
+    """
+    if n_pairs == 0:
+        return _empty()
+    bounds = list(range(0, n_pairs, _PAIR_CHUNK)) + [n_pairs]
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    if workers == 1 or len(spans) == 1:
+        parts = [align(lo, hi) for lo, hi in spans]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="groupwise-align") as pool:
+            parts = list(pool.map(lambda span: align(*span), spans))
+    if len(parts) == 1:
+        return parts[0]
+    return EditCounts(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(EditCounts)})
 
 
 def _same(refs: list[str] | pl.Series, hyps: list[str] | pl.Series) -> np.ndarray:
