@@ -29,9 +29,10 @@ How it is fast (a million ten-word pairs, default normalisation included, take a
    leaves no room for more hits (hits ``= min(n, m) - (d - |m - n|) + min(I, D) <= L``).
    Only the pairs left (a few per cent of typical ASR output) go through
    ``Levenshtein.editops`` one by one.
-5. Steps 2 to 4 run on chunks of pairs, two threads taking chunks in turn: one chunk's
-   strings and ``editops`` (Python, under the interpreter lock) overlap the other's bulk
-   distances (C++, without it).
+5. Rows are encoded a slice at a time, and steps 2 to 4 run on chunks of pairs, two
+   threads taking chunks in turn while the caller's thread encodes the next slice: one
+   chunk's strings and ``editops`` (Python, under the interpreter lock) overlap the other
+   chunk's bulk distances and polars' encoding (native code, without it).
 
 Characters skip steps 1 and 2: the strings, stripped of surrounding whitespace as jiwer's
 ``cer_default`` does, are the sequences (inner spaces count as characters).
@@ -51,7 +52,7 @@ and its insertions to the numerator; no per-utterance rate is ever divided by ze
 from __future__ import annotations
 
 import codecs
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from itertools import chain
 from operator import itemgetter
@@ -79,7 +80,7 @@ _CHUNK_ROWS = 1 << 16
 # Texts are split and encoded this many rows at a time.
 _SLICE_ROWS = 1 << 17
 _PAD_WIDTH = 64
-# Differing pairs are turned into strings and aligned this many at a time (see _in_chunks).
+# Differing pairs are turned into strings and aligned this many at a time (see _Chunks).
 _PAIR_CHUNK = 1 << 15
 
 
@@ -218,27 +219,22 @@ def _word_counts(
     # whatever the normaliser does: only the reference is encoded, for its word count.
     differ = np.flatnonzero(~_same(refs, hyps))
     hyps = hyps.gather(differ) if isinstance(hyps, pl.Series) else [hyps[i] for i in differ.tolist()]
-    encoded = _encode_polars(refs, hyps, normalizer)
-    if encoded is None:
+    slices = _encode_polars(refs, hyps, differ, normalizer)
+    if slices is None:
         r, h = _as_list(refs), _as_list(hyps)
         if normalizer is not None:
             r, h = _as_list(normalizer._apply(r)), _as_list(normalizer._apply(h))
-        encoded = _encode_python(r, h)
-    (r_ids, r_offs), (h_ids, h_offs), vocab_size = encoded
-    n = np.diff(r_offs)
-    keep = np.zeros(n_pairs, dtype=bool)
-    keep[differ] = True
-    m = np.diff(h_offs)
-
-    def align(lo: int, hi: int) -> EditCounts:
-        """The differing pairs ``differ[lo:hi]``, whose rows lie in ``first..last``."""
-        first, last = int(differ[lo]), int(differ[hi - 1]) + 1
-        a = _sequences(r_ids[r_offs[first] : r_offs[last]], r_offs[first : last + 1] - r_offs[first], vocab_size,
-                       keep[first:last])
-        b = _sequences(h_ids[h_offs[lo] : h_offs[hi]], h_offs[lo : hi + 1] - h_offs[lo], vocab_size)
-        return _count(a, b, n[differ[lo:hi]], m[lo:hi], workers)
-
-    part = _in_chunks(align, len(differ), workers)
+        slices = [_Slice(0, n_pairs, *_encode_python(r, h))]
+    ref_lens: list[np.ndarray] = []
+    with _Chunks(workers) as chunks:
+        for piece in slices:
+            ref_lens.append(np.diff(piece.refs[1]))
+            d_lo, d_hi = np.searchsorted(differ, [piece.start, piece.stop])
+            rows = differ[d_lo:d_hi] - piece.start  # differing pairs, as rows of the slice
+            for lo in range(0, len(rows), _PAIR_CHUNK):
+                chunks.submit(_align_chunk, piece, rows, lo, min(lo + _PAIR_CHUNK, len(rows)), workers)
+        part = chunks.joined()
+    n = np.concatenate(ref_lens) if len(ref_lens) > 1 else ref_lens[0]
     if len(differ) == n_pairs:
         return part
     zeros = np.zeros(n_pairs, dtype=np.int64)
@@ -250,28 +246,65 @@ def _word_counts(
     return EditCounts(**out)
 
 
-def _in_chunks(align: Any, n_pairs: int, workers: int) -> EditCounts:
-    """``align(lo, hi)`` over consecutive chunks of ``n_pairs`` pairs, joined in order.
+@dataclass(frozen=True)
+class _Slice:
+    """Rows ``start:stop`` encoded: ``refs`` for every row, ``hyps`` for the differing
+    ones in order, each (flat word ids, offsets from 0), with ids below ``vocab_size``."""
 
-    Building each chunk's strings and its ``editops`` holds the interpreter lock, while
-    rapidfuzz's bulk distances run without it. Two threads take the chunks in turn, so
-    one chunk's Python work overlaps the other's distances (about a fifth less time on
-    two cores for a million pairs). ``workers=1`` keeps to one thread.
+    start: int
+    stop: int
+    refs: tuple[np.ndarray, np.ndarray]
+    hyps: tuple[np.ndarray, np.ndarray]
+    vocab_size: int
+
+
+def _align_chunk(piece: _Slice, rows: np.ndarray, lo: int, hi: int, workers: int) -> EditCounts:
+    """Edit counts of the differing pairs ``rows[lo:hi]`` (rows of ``piece``)."""
+    (r_ids, r_offs), (h_ids, h_offs) = piece.refs, piece.hyps
+    first, last = int(rows[lo]), int(rows[hi - 1]) + 1
+    keep = np.zeros(last - first, dtype=bool)
+    keep[rows[lo:hi] - first] = True
+    a = _sequences(r_ids[r_offs[first] : r_offs[last]], r_offs[first : last + 1] - r_offs[first], piece.vocab_size, keep)
+    b = _sequences(h_ids[h_offs[lo] : h_offs[hi]], h_offs[lo : hi + 1] - h_offs[lo], piece.vocab_size)
+    n = np.diff(r_offs)[rows[lo:hi]]
+    return _count(a, b, n, np.diff(h_offs[lo : hi + 1]), workers)
+
+
+class _Chunks:
+    """Runs the chunks of alignment on two threads while the next slice is encoded.
+
+    Building a chunk's strings and its ``editops`` holds the interpreter lock; rapidfuzz's
+    bulk distances and polars' encoding of the next slice run without it. So with two
+    threads taking chunks in turn, and the caller's thread encoding meanwhile, the Python
+    work overlaps the native work (about a fifth less time on two cores for a million
+    pairs). ``workers=1`` keeps to the caller's thread.
     """
-    if n_pairs == 0:
-        return _empty()
-    bounds = list(range(0, n_pairs, _PAIR_CHUNK)) + [n_pairs]
-    spans = list(zip(bounds[:-1], bounds[1:]))
-    if workers == 1 or len(spans) == 1:
-        parts = [align(lo, hi) for lo, hi in spans]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="groupwise-align") as pool:
-            parts = list(pool.map(lambda span: align(*span), spans))
-    if len(parts) == 1:
-        return parts[0]
-    return EditCounts(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(EditCounts)})
+    def __init__(self, workers: int) -> None:
+        self._pool = None
+        if workers != 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="groupwise-align")
+        self._parts: list[Any] = []
+
+    def __enter__(self) -> _Chunks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        self._parts.append(fn(*args) if self._pool is None else self._pool.submit(fn, *args))
+
+    def joined(self) -> EditCounts:
+        parts = [p if isinstance(p, EditCounts) else p.result() for p in self._parts]
+        if not parts:
+            return _empty()
+        if len(parts) == 1:
+            return parts[0]
+        return EditCounts(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(EditCounts)})
 
 
 def _same(refs: list[str] | pl.Series, hyps: list[str] | pl.Series) -> np.ndarray:
@@ -360,53 +393,61 @@ _Tokens = tuple[np.ndarray, np.ndarray]
 
 
 def _encode_polars(
-    refs: list[str] | pl.Series, hyps: list[str] | pl.Series, normalizer: Normalizer | None = None
-) -> tuple[_Tokens, _Tokens, int] | None:
-    """Encode the words of ``normalizer(text).split()`` (``text.split()`` without one).
+    refs: list[str] | pl.Series, hyps: list[str] | pl.Series, differ: np.ndarray, normalizer: Normalizer | None = None
+) -> Iterator[_Slice] | None:
+    """Encode the words of ``normalizer(text).split()`` (``text.split()`` without one), a
+    slice of rows at a time; None where polars cannot hold the texts.
 
-    polars splits every text at plain spaces and encodes the pieces with one Categorical;
-    each distinct piece becomes its list of words in Python (usually itself, none for an
-    empty piece, several where it held other whitespace), and numpy puts the words' ids in
-    place of the pieces'. ``normalizer`` must work piece by piece (``tokenwise``).
+    ``hyps`` holds the hypotheses of the rows ``differ`` (sorted) only. polars splits every
+    text at plain spaces and encodes the pieces with one Categorical; each new distinct
+    piece becomes its list of words in Python (usually itself, none for an empty piece,
+    several where it held other whitespace), and numpy puts the words' ids in place of the
+    pieces'. ``normalizer`` must work piece by piece (``tokenwise``).
     """
     if not hasattr(pl, "Categories"):  # polars < 1.32 has no private category mappings
         return None
     r_series, h_series = _as_series(refs), _as_series(hyps)
     if r_series is None or h_series is None:
         return None
+    return _encoded_slices(r_series, h_series, differ, normalizer)
+
+
+def _encoded_slices(
+    r_series: pl.Series, h_series: pl.Series, differ: np.ndarray, normalizer: Normalizer | None
+) -> Iterator[_Slice]:
     # A fresh mapping per call keeps ids dense from 0 and is freed with the data; the
     # process-wide default one would only ever grow.
     cats = pl.Categories.random()
     dtype = pl.Categorical(cats)
-    keepalive = pl.Series([], dtype=dtype)  # the mapping lives while something uses it
-    # One pass per slice of rows: each text is split at spaces and its pieces replaced by
-    # their category ids inside the list, so no piece outlives the slice as a string. Both
-    # sides run at once and share the mapping; the list's flat ids and offsets are read
-    # from Arrow without a copy.
-    parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]
-    n_slices = max(1, -(-max(len(r_series), len(h_series)) // _SLICE_ROWS))
+    keepalive = pl.Series([], dtype=dtype)  # noqa: F841 - the mapping lives while something uses it
+    # Each text is split at spaces and its pieces replaced by their category ids inside
+    # the list, so no piece outlives the slice as a string. Both sides of a slice run at
+    # once and share the mapping; the list's flat ids and offsets are read from Arrow
+    # without a copy. Slices are encoded one after the other, so when one is done every
+    # id in the mapping has its piece.
     encode = pl.col("t").str.split(" ").list.eval(pl.element().cast(dtype).to_physical())
-    for k in range(n_slices):
-        sides_k = [s.slice(k * -(-len(s) // n_slices), -(-len(s) // n_slices)) for s in (r_series, h_series)]
-        lists = pl.collect_all([s.rename("t").to_frame().lazy().select(encode) for s in sides_k])
-        for j in range(2):
-            parts[j].append(_list_parts(lists[j].to_series()))
-        del lists
-    pieces = cats.to_series().fill_null("").to_list()
-    del keepalive
-    words = [w.split() for w in (pieces if normalizer is None else _as_list(normalizer._apply(pieces)))]
+    n_rows = len(r_series)
+    n_slices = max(1, -(-n_rows // _SLICE_ROWS))
+    size = -(-n_rows // n_slices)
     vocab: dict[str, int] = {}
-    get = vocab.setdefault
-    counts = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.fromiter(
-        (get(w, len(vocab)) for ws in words for w in ws), dtype=np.uint32, count=int(counts.sum())
-    )
-    sides = []
-    for side in parts:
-        ids_j = np.concatenate([i for i, _ in side]) if len(side) > 1 else side[0][0]
-        per_row = np.concatenate([n for _, n in side]) if len(side) > 1 else side[0][1]
-        sides.append(_expand(ids_j, per_row, counts, flat))
-    return sides[0], sides[1], len(vocab)
+    counts = np.zeros(0, dtype=np.int64)  # words per piece, by piece id
+    flat = np.zeros(0, dtype=np.uint32)  # the pieces' word ids, piece after piece
+    for start in range(0, n_rows, size):
+        stop = min(start + size, n_rows)
+        d_lo, d_hi = (int(i) for i in np.searchsorted(differ, [start, stop]))
+        sides = (r_series.slice(start, stop - start), h_series.slice(d_lo, d_hi - d_lo))
+        lists = pl.collect_all([s.rename("t").to_frame().lazy().select(encode) for s in sides])
+        (r_pieces, r_rows), (h_pieces, h_rows) = (_list_parts(frame.to_series()) for frame in lists)
+        del lists
+        new = cats.to_series().slice(len(counts)).fill_null("").to_list()
+        if new:
+            words = [w.split() for w in (new if normalizer is None else _as_list(normalizer._apply(new)))]
+            get = vocab.setdefault
+            counts = np.concatenate([counts, np.fromiter(map(len, words), dtype=np.int64, count=len(words))])
+            flat = np.concatenate([flat, np.fromiter((get(w, len(vocab)) for ws in words for w in ws), dtype=np.uint32)])
+        yield _Slice(
+            start, stop, _expand(r_pieces, r_rows, counts, flat), _expand(h_pieces, h_rows, counts, flat), len(vocab)
+        )
 
 
 def _list_parts(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
