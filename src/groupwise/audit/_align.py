@@ -425,7 +425,7 @@ def _encoded_slices(
     # once and share the mapping; the list's flat ids and offsets are read from Arrow
     # without a copy. Slices are encoded one after the other, so when one is done every
     # id in the mapping has its piece.
-    encode = pl.col("t").str.split(" ").list.eval(pl.element().cast(dtype).to_physical())
+    encode = pl.col("t").str.split(" ").cast(pl.List(dtype)).to_physical()
     n_rows = len(r_series)
     n_slices = max(1, -(-n_rows // _SLICE_ROWS))
     size = -(-n_rows // n_slices)
