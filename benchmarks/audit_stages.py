@@ -22,13 +22,16 @@ from pathlib import Path
 from audit_speed import AUDIT_ARGS, OUT, child_env, make_data
 
 # (label, module, attribute): the stages, in pipeline order. A stage's time includes the
-# stages it calls; "encoding", "strings" and "alignment" are inside "text".
+# stages it calls. Inside "text", the caller's thread splits and encodes the words a slice
+# of rows at a time while two threads align the slices already encoded, chunk by chunk:
+# the chunks' wall times are summed over both threads, so they overlap the encoding and
+# do not add up to the text's own time. CPU seconds and page faults are the whole
+# process's while a stage runs, so those of the chunks overlap as well.
 STAGES = [
     ("reading the Parquet file", "groupwise._io", "_read_path"),
     ("text: normalise, encode, align", "groupwise.audit._align", "normalized_word_edits"),
-    ("  splitting and encoding words", "groupwise.audit._align", "_encode_polars"),
-    ("  one string per utterance", "groupwise.audit._align", "_sequences"),
-    ("  alignment", "groupwise.audit._align", "_count"),
+    ("  aligning chunks (both threads)", "groupwise.audit._align", "_align_chunk"),
+    ("    of which strings of word ids", "groupwise.audit._align", "_sequences"),
     ("statistics", "groupwise.audit._audit", "analyse"),
     ("audit, all of it", "groupwise.audit._audit", "audit"),
     ("printing the tables", "groupwise.audit._result", "AuditResult.render"),
