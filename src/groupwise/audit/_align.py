@@ -146,7 +146,8 @@ def word_edits(references: Any, hypotheses: Any, *, workers: int = -1) -> EditCo
         Already normalised transcripts, one pair per position, equal lengths. Words are
         ``str.split()`` tokens.
     workers : int, default -1
-        Threads for rapidfuzz (-1: all cores).
+        Threads for rapidfuzz (-1: all cores). Unless 1, chunks of pairs are also aligned on two
+        threads while the next rows are encoded; 1 keeps all the work on the calling thread.
 
     Returns
     -------
@@ -184,7 +185,8 @@ def normalized_word_edits(
         applied to each distinct space-separated piece of text once; any other callable
         (``list[str] -> list[str]``) to every text.
     workers : int, default -1
-        Threads for rapidfuzz (-1: all cores).
+        Threads for rapidfuzz (-1: all cores). Unless 1, chunks of pairs are also aligned on two
+        threads while the next rows are encoded; 1 keeps all the work on the calling thread.
 
     Returns
     -------
