@@ -147,7 +147,7 @@ def word_edits(references: Any, hypotheses: Any, *, workers: int = -1) -> EditCo
         ``str.split()`` tokens.
     workers : int, default -1
         Threads for rapidfuzz (-1: all cores). Unless 1, chunks of pairs are also aligned on two
-        threads while the next rows are encoded; 1 keeps all the work on the calling thread.
+        threads while the next rows are encoded; with 1 they are aligned on the calling thread.
 
     Returns
     -------
@@ -186,7 +186,7 @@ def normalized_word_edits(
         (``list[str] -> list[str]``) to every text.
     workers : int, default -1
         Threads for rapidfuzz (-1: all cores). Unless 1, chunks of pairs are also aligned on two
-        threads while the next rows are encoded; 1 keeps all the work on the calling thread.
+        threads while the next rows are encoded; with 1 they are aligned on the calling thread.
 
     Returns
     -------
