@@ -213,6 +213,21 @@ def test_vocabulary_beyond_code_points_falls_back_to_int_lists(monkeypatch):
     assert rows(word_edits(refs, hyps)) == want
 
 
+def test_word_edits_do_not_import_pandas():
+    # pyarrow's own conversion to numpy imports pandas; the encoder reads Arrow buffers itself
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from groupwise.audit._align import word_edits\n"
+        "e = word_edits(['a b c', 'x y', 'same'], ['a c', 'x y z', 'same'])\n"
+        "print(e.errors.tolist(), e.ref_len.tolist(), 'pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[1,", "1,", "0]", "[3,", "2,", "1]", "False"]
+
+
 def test_python_encoder_matches_polars_encoder():
     refs, hyps = random_pairs(300, VOCABS["mixed"], seed=5)
     (ri, ro), (hi, ho), _ = align._encode_python(refs, hyps)

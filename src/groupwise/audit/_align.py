@@ -457,9 +457,22 @@ def _list_parts(lists: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     arrow = lists.to_arrow()
     if isinstance(arrow, pa.ChunkedArray):
         arrow = arrow.combine_chunks()
-    offsets = np.asarray(arrow.offsets, dtype=np.int64)
-    values = np.asarray(arrow.values)[offsets[0] : offsets[-1]]
+    offsets = _arrow_ints(arrow.offsets).astype(np.int64, copy=False)
+    values = _arrow_ints(arrow.values)[offsets[0] : offsets[-1]]
     return values, np.diff(offsets)
+
+
+def _arrow_ints(array: pa.Array) -> np.ndarray:
+    """A read-only numpy view of an Arrow integer array without nulls.
+
+    pyarrow's own conversion (``np.asarray``, ``to_numpy``) imports pandas on first use,
+    a quarter of a second for a caller that never needs it.
+    """
+    kind = "u" if pa.types.is_unsigned_integer(array.type) else "i"
+    dtype = np.dtype(f"{kind}{array.type.bit_width // 8}")
+    if len(array) == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
 def _expand(ids: np.ndarray, per_row: np.ndarray, counts: np.ndarray, flat: np.ndarray) -> _Tokens:
