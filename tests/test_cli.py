@@ -64,6 +64,20 @@ def test_a_run_builds_only_the_command_it_names_with_the_same_options():
     assert out.returncode == 2 and "No such command" in out.stderr and "audit" in out.stderr
 
 
+def test_the_program_freezes_the_garbage_collector_when_it_exits():
+    # Exit handlers run last-registered first: this one, registered before main(), sees
+    # whether main() left gc.freeze to run at exit (the final collections then skip it all).
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['groupwise', '--help']\n"
+        "from groupwise.cli import main\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "frozen True"
+
+
 def test_audit_writes_json_csv_and_plot(speech_csv, tmp_path):
     out = run("audit", speech_csv, "--by", "accent", "--by", "accent,noise", "--cluster", "speaker",
               "--group", 'noise == "hum" and accent in ["en-029", "hi"]', "--n-boot", "300",

@@ -7,6 +7,7 @@ one paragraph with its fix and the program exits with status 2, never with a tra
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -781,6 +782,7 @@ def _program(argv: list[str]):  # noqa: ANN202 - a click command
     return get_group(narrowed)  # a group even of one command, as the whole program is
 
 
+@functools.cache
 def _spare_exit_collection() -> None:
     """Register, once, a :func:`gc.freeze` to run when the interpreter exits.
 
@@ -790,16 +792,10 @@ def _spare_exit_collection() -> None:
     down and the other exit handlers still run. Calling :func:`main` in a process that
     goes on (a test, say) changes nothing until that process exits.
     """
-    global _EXIT_FREEZE
-    if not _EXIT_FREEZE:
-        import atexit
-        import gc
+    import atexit
+    import gc
 
-        atexit.register(gc.freeze)
-        _EXIT_FREEZE = True
-
-
-_EXIT_FREEZE = False
+    atexit.register(gc.freeze)
 
 
 def main() -> None:

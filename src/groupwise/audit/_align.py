@@ -268,7 +268,7 @@ def _align_chunk(piece: _Slice, rows: np.ndarray, lo: int, hi: int, workers: int
     keep[rows[lo:hi] - first] = True
     a = _sequences(r_ids[r_offs[first] : r_offs[last]], r_offs[first : last + 1] - r_offs[first], piece.vocab_size, keep)
     b = _sequences(h_ids[h_offs[lo] : h_offs[hi]], h_offs[lo : hi + 1] - h_offs[lo], piece.vocab_size)
-    n = np.diff(r_offs)[rows[lo:hi]]
+    n = r_offs[rows[lo:hi] + 1] - r_offs[rows[lo:hi]]
     return _count(a, b, n, np.diff(h_offs[lo : hi + 1]), workers)
 
 
