@@ -50,10 +50,12 @@ from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-from pandas.api import types as pdt
 
+from groupwise import _lazy
 from groupwise._errors import GroupExpressionError, InputError
+
+pd = _lazy.module("pandas")
+pdt = _lazy.module("pandas.api.types")
 
 __all__ = ["GroupExpression", "parse_group"]
 

@@ -1,23 +1,30 @@
 """Reading tables and checking options.
 
 Every entry point accepts a pandas or polars DataFrame or a path to a CSV, TSV, JSONL or
-Parquet file; this module turns any of them into a pandas DataFrame and holds the small
+Parquet file; this module turns any of them into a pandas DataFrame (:func:`read_table`),
+reads a Parquet file as polars where that gives the same table without importing pandas
+(:func:`read_parquet_polars`, for the audit of transcripts), and holds the small
 validators whose messages all follow one template.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from groupwise import _lazy
 from groupwise._errors import InputError
 from groupwise._validation import check_scalar  # noqa: F401  (re-exported: one validator for every module)
 
-__all__ = ["read_table", "check_columns", "check_scalar", "TABLE_SUFFIXES"]
+pd = _lazy.module("pandas")
+
+__all__ = [
+    "read_table", "read_parquet_polars", "is_polars_frame", "missing_rows", "check_columns", "check_scalar",
+    "TABLE_SUFFIXES",
+]
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
 
@@ -48,7 +55,7 @@ def read_table(data: Any, *, name: str = "data", columns: Sequence[str] | None =
     >>> read_table(pd.DataFrame({"a": [1, 2]})).shape
     (2, 1)
     """
-    if isinstance(data, pd.DataFrame):
+    if _is_pandas(data):
         frame = data
     elif _is_polars(data):
         frame = data.to_pandas()
@@ -74,9 +81,19 @@ def read_table(data: Any, *, name: str = "data", columns: Sequence[str] | None =
     return frame
 
 
+def _is_pandas(data: Any) -> bool:
+    # Without pandas loaded nothing is a pandas DataFrame; asking would import it.
+    return "pandas" in sys.modules and isinstance(data, pd.DataFrame)
+
+
 def _is_polars(data: Any) -> bool:
     module = type(data).__module__
     return module.startswith("polars") and hasattr(data, "to_pandas")
+
+
+def is_polars_frame(frame: Any) -> bool:
+    """Whether ``frame`` is a polars DataFrame (as :func:`read_parquet_polars` returns)."""
+    return "polars" in sys.modules and isinstance(frame, sys.modules["polars"].DataFrame)
 
 
 def _read_path(path: Path, *, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -131,6 +148,113 @@ def _parquet_subset(path: Path, columns: Sequence[str] | None) -> list[str] | No
     return [c for c in names if c in wanted]
 
 
+def read_parquet_polars(data: Any, *, columns: Sequence[str], texts: Sequence[str] = ()) -> Any:
+    """``columns`` of the Parquet file ``data`` as a polars DataFrame holding what
+    :func:`read_table` would give, or None where that needs pandas' own reading.
+
+    The audit of a Parquet file reads it this way, without importing pandas. Each column
+    reads as pandas would see it once grouped:
+
+    - text (``string``, ``large_string``, ``string_view``) stays text; missing values
+      stay missing (pandas: NaN);
+    - integers and booleans without missing values keep their values;
+    - a dictionary-encoded text column (a pandas Categorical when pandas wrote the file)
+      becomes a polars Enum whose categories are its dictionary, unified over the row
+      groups as pyarrow does when it converts to pandas, so that sorting follows the
+      categories' order as pandas' does.
+
+    Anything else returns None, and the caller reads the file with :func:`read_table`:
+    a path that is not one ``.parquet``/``.pq`` file, a column missing or named twice (the
+    full read reports it), an index that pandas would restore (row labels in messages
+    would differ), other types (floats, dates, nested), integers or booleans with missing
+    values (pandas turns them into floats or objects), a dictionary of non-text values or
+    with missing entries, and a file without rows. ``texts`` are the transcript columns,
+    which must be plain text.
+
+    Examples
+    --------
+    >>> read_parquet_polars("results.csv", columns=["a"]) is None
+    True
+    """
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    path = Path(data)
+    if path.suffix.lower() not in (".parquet", ".pq") or not path.is_file() or not columns:
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError):
+        return None
+    names = list(schema.names)
+    if len(names) != len(set(names)) or not set(columns) <= set(names) or len(set(columns)) != len(columns):
+        return None
+    meta = schema.pandas_metadata or {}
+    for index in meta.get("index_columns", []):
+        if not (isinstance(index, dict) and index.get("kind") == "range" and index.get("start") == 0
+                and index.get("step") == 1):
+            return None
+    declared = {c.get("name"): c for c in meta.get("columns", []) if isinstance(c, dict)}
+    plain, coded = [], []
+    for column in columns:
+        kind = schema.field(column).type
+        categorical = declared.get(column, {}).get("pandas_type") == "categorical"
+        if _is_text_type(pa, kind) and not categorical:
+            plain.append(column)
+        elif column in texts:
+            return None
+        elif (pa.types.is_integer(kind) or pa.types.is_boolean(kind)) and not categorical:
+            plain.append(column)
+        elif pa.types.is_dictionary(kind) and _is_text_type(pa, kind.value_type) and pa.types.is_integer(kind.index_type):
+            coded.append(column)
+        else:
+            return None
+    import polars as pl
+
+    try:
+        frame = pl.read_parquet(path, columns=plain) if plain else pl.DataFrame()
+        enums = {}
+        if coded:
+            # ParquetFile.read, unlike pyarrow.parquet.read_table, does not import pandas.
+            with pq.ParquetFile(path) as handle:
+                enums = {c: _enum_column(pl, chunks) for c, chunks in zip(coded, handle.read(columns=coded).columns)}
+    except (pa.ArrowException, pl.exceptions.PolarsError, OSError):
+        return None
+    if any(e is None for e in enums.values()):
+        return None
+    if enums:
+        frame = frame.with_columns(**enums) if plain else pl.DataFrame(enums)
+    frame = frame.select(list(columns))
+    if frame.height == 0:
+        return None
+    for column in plain:
+        series = frame[column]
+        if series.null_count() and series.dtype != pl.String:
+            return None
+    return frame
+
+
+def _is_text_type(pa: Any, kind: Any) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind))
+
+
+def _enum_column(pl: Any, chunks: Any) -> Any:
+    """A dictionary-encoded column as a polars Enum of its unified dictionary; None with
+    missing entries, or a dictionary that repeats or lacks a value."""
+    if chunks.null_count or chunks.num_chunks == 0:
+        return None
+    chunks = chunks.unify_dictionaries()
+    categories = chunks.chunk(0).dictionary
+    if categories.null_count:
+        return None
+    labels = categories.to_pylist()
+    if len(set(labels)) != len(labels):
+        return None
+    return pl.from_arrow(chunks).cast(pl.Enum(labels))
+
+
 def check_columns(
     frame: pd.DataFrame, columns: Iterable[str], *, role: str, option: str
 ) -> None:
@@ -152,6 +276,16 @@ def check_columns(
                 f"the {role} column {column!r} is not in the data",
                 fix=f"pass {option} with one of the data's columns: {listed}",
             )
+
+
+def missing_rows(frame: Any, column: str) -> list[Any]:
+    """The rows where ``column`` is missing: index labels of a pandas frame, positions of a polars one."""
+    series = frame[column]
+    if is_polars_frame(frame):
+        import numpy as np
+
+        return np.flatnonzero(series.is_null().to_numpy()).tolist() if series.null_count() else []
+    return series.index[series.isna().to_numpy()].tolist()
 
 
 def split_names(values: Sequence[str] | str | None) -> list[str]:

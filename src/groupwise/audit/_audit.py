@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from groupwise import _lazy
 from groupwise._errors import InputError
 from groupwise._io import check_columns, split_names
 from groupwise._validation import DEFAULTS, check_choice, check_scalar
@@ -25,6 +25,8 @@ from groupwise.audit._prepare import cluster_codes as _cluster_codes
 from groupwise.audit._prepare import family_from_columns as _family_from_columns
 from groupwise.audit._prepare import open_data, plain as _plain, prepare
 from groupwise.audit._stats import Family, analyse
+
+pd = _lazy.module("pandas")
 
 INFERENCE_NOTE = (
     "cluster-robust t test of each gap: CR2 (Bell-McCaffrey) variance from per-cluster sums, "
@@ -276,7 +278,14 @@ def audit(
     by, groups, adjust = (list(x) if isinstance(x, Iterator) else x for x in (by, groups, adjust))
     used = _columns_used(metric, by, groups, cluster, within, adjust,
                          MetricColumns(reference, hypothesis, y_true, y_pred, num, den))
-    source = open_data(data, engine=engine, columns=used)
+    # The plain grouped audit of transcripts works on a polars frame: a Parquet file is
+    # then read without pandas (about a quarter of a second less for a command).
+    polars_ok = (
+        metric in ("wer", "cer") and not groups and within is None and not adjust
+        and not (isinstance(compare, str) and "=" in compare)
+    )
+    texts = [reference, hypothesis] if polars_ok else None
+    source = open_data(data, engine=engine, columns=used, texts=texts)
     frame, shards = source.frame, source.shards
     spec = get_metric(metric)
     named = _named_reference(compare)

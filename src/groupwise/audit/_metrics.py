@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from groupwise import _lazy
 from groupwise._errors import InputError
-from groupwise._io import check_columns
+from groupwise._io import check_columns, is_polars_frame, missing_rows
+
+pd = _lazy.module("pandas")
 
 __all__ = ["METRICS", "Metric", "MetricColumns", "Contributions", "contributions"]
 
@@ -256,11 +258,12 @@ def _raise_missing_label(values: np.ndarray, pos_label: object, column: str) -> 
     )
 
 
-def _texts(frame: pd.DataFrame, column: str, role: str) -> Any:
+def _texts(frame: Any, column: str, role: str) -> Any:
     """The column's transcripts, checked: a polars Series when pandas holds them as
-    strings (Arrow-backed, as Parquet gives them), else a numpy array of str."""
+    strings (Arrow-backed, as Parquet gives them) or the frame is polars, else a numpy
+    array of str."""
     series = frame[column]
-    missing = _rows_with_missing(series)
+    missing = missing_rows(frame, column)
     if missing:
         raise InputError(
             f"the {role} column {column!r} has {len(missing)} missing transcripts (NaN or None)",
@@ -268,6 +271,13 @@ def _texts(frame: pd.DataFrame, column: str, role: str) -> Any:
             "whose transcript was lost",
             rows=missing,
         )
+    if is_polars_frame(frame):
+        import polars as pl
+
+        if series.dtype == pl.String:  # the only text type read_parquet_polars gives
+            return series
+        frame = frame.select(column).to_pandas()
+        series = frame[column]
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         raise InputError(
             f"the {role} column {column!r} holds numbers, not transcripts",

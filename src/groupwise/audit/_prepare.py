@@ -22,14 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from groupwise import _lazy
 from groupwise._errors import InputError
-from groupwise._io import check_columns, read_table
+from groupwise._io import check_columns, is_polars_frame, missing_rows, read_parquet_polars, read_table
 from groupwise.audit._metrics import Contributions, Metric, contributions
 from groupwise.audit._stats import Family
 
-__all__ = ["Source", "Prepared", "open_data", "prepare", "metric_kind", "cluster_codes", "family_from_columns", "plain"]
+pd = _lazy.module("pandas")
+
+__all__ = [
+    "Source", "Prepared", "open_data", "prepare", "metric_kind", "cluster_codes", "family_from_columns", "factorize",
+    "plain",
+]
 
 ENGINES = ("local", "ray")
 
@@ -38,10 +43,11 @@ ENGINES = ("local", "ray")
 class Source:
     """What the data argument named: a table in memory, or Parquet shards.
 
-    ``frame`` is the table, or an empty frame with the first shard's columns.
+    ``frame`` is the table (pandas; polars where :func:`open_data` was asked for it and
+    could), or an empty frame with the first shard's columns.
     """
 
-    frame: pd.DataFrame
+    frame: Any
     shards: list[Path] | None = None
 
 
@@ -51,7 +57,7 @@ class Prepared:
 
     Attributes
     ----------
-    frame : pandas.DataFrame
+    frame : pandas.DataFrame or polars.DataFrame
         The table, or one row per (cluster, cell) of reduced shards, with the grouping columns.
     contrib : Contributions or None
         Per-row ``num``, ``den`` and extra counts (None without a metric).
@@ -64,7 +70,7 @@ class Prepared:
         For shards: shards, examples, reduced rows, from cache, engine, seconds.
     """
 
-    frame: pd.DataFrame
+    frame: Any
     contrib: Contributions | None
     count: np.ndarray | None
     count_den: np.ndarray | None
@@ -78,12 +84,17 @@ class Prepared:
         return np.ones(len(self.frame)) if self.count is None else self.count
 
 
-def open_data(data: Any, *, engine: str = "local", columns: Sequence[str] | None = None) -> Source:
+def open_data(
+    data: Any, *, engine: str = "local", columns: Sequence[str] | None = None, texts: Sequence[str] | None = None
+) -> Source:
     """Read a table, or name the Parquet shards ``data`` points at (see :func:`groupwise.audit._stream.stream_source`).
 
     ``engine="ray"`` reads Parquet only, so one Parquet file becomes one shard there.
     ``columns``: the columns the caller uses; a Parquet file that has them all is read for
-    those alone (see :func:`groupwise._io.read_table`).
+    those alone (see :func:`groupwise._io.read_table`). ``texts``: given (the transcript
+    columns, possibly none) when the caller works on a polars frame as well: a Parquet
+    file is then read with polars where that gives what pandas would
+    (:func:`groupwise._io.read_parquet_polars`), and pandas is never imported.
 
     Examples
     --------
@@ -107,6 +118,10 @@ def open_data(data: Any, *, engine: str = "local", columns: Sequence[str] | None
                 fix="write the table to Parquet (one file or several in a folder) and pass that, or use the local engine",
             )
     if shards is None:
+        if texts is not None and columns is not None and engine == "local":
+            frame = read_parquet_polars(data, columns=columns, texts=texts)
+            if frame is not None:
+                return Source(frame)
         return Source(read_table(data, columns=columns))
     return Source(schema_frame(shards[0]), shards)
 
@@ -185,19 +200,19 @@ def metric_kind(kind: str, num: np.ndarray, den: np.ndarray) -> str:
     return "count"
 
 
-def cluster_codes(frame: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray, int]:
+def cluster_codes(frame: Any, cluster: str | None) -> tuple[np.ndarray, int]:
     """Each row's cluster as ``0..n-1`` in order of first appearance, and ``n``; rows without ``cluster``."""
     if cluster is None:
         return np.arange(len(frame)), len(frame)
     check_columns(frame, [cluster], role="cluster", option="--cluster")
-    series = frame[cluster]
-    if series.isna().any():
+    missing = missing_rows(frame, cluster)
+    if missing:
         raise InputError(
-            f"the cluster column {cluster!r} has {int(series.isna().sum())} missing values",
+            f"the cluster column {cluster!r} has {len(missing)} missing values",
             fix="give every row its speaker (or person); rows of unknown speakers can each get a unique id",
-            rows=series.index[series.isna().to_numpy()].tolist(),
+            rows=missing,
         )
-    codes, uniques = pd.factorize(series, sort=False)
+    codes, uniques = factorize(frame, cluster, sort=False)
     if len(uniques) < 2:
         raise InputError(
             f"the cluster column {cluster!r} has a single value ({uniques[0]!r}), so every row "
@@ -208,13 +223,72 @@ def cluster_codes(frame: pd.DataFrame, cluster: str | None) -> tuple[np.ndarray,
     return codes.astype(np.int64), len(uniques)
 
 
-def family_from_columns(frame: pd.DataFrame, columns: list[str]) -> Family:
+def factorize(frame: Any, column: str, *, sort: bool) -> tuple[np.ndarray, Any]:
+    """``pandas.factorize(frame[column], sort=sort)`` for a pandas or a polars frame.
+
+    Codes ``0..k-1`` (-1 where the value is missing) and the ``k`` distinct values: sorted
+    with ``sort`` (a categorical column, or a polars Enum, in the order of its categories,
+    observed ones only), else in order of first appearance. The two kinds of frame give the
+    same codes for the same data, so a polars read of a file groups it as pandas does.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> codes, values = factorize(pl.DataFrame({"a": ["b", None, "a", "b"]}), "a", sort=True)
+    >>> codes.tolist(), values
+    ([1, -1, 0, 1], ['a', 'b'])
+    >>> factorize(pl.DataFrame({"a": [3, 1, 3]}), "a", sort=False)[0].tolist()
+    [0, 1, 0]
+    """
+    if not is_polars_frame(frame):
+        return pd.factorize(frame[column], sort=sort)
+    import polars as pl
+
+    series = frame[column]
+    codes = np.full(len(series), -1, dtype=np.int64)
+    valid = None if not series.null_count() else ~series.is_null().to_numpy()
+    present = series if valid is None else series.drop_nulls()
+    if present.dtype == pl.Enum:
+        physical = present.to_physical().to_numpy().astype(np.int64)
+        n_categories = len(present.dtype.categories)
+        if sort:
+            order = np.flatnonzero(np.bincount(physical, minlength=n_categories))
+        else:
+            order = present.unique(maintain_order=True).to_physical().to_numpy().astype(np.int64)
+        lookup = np.full(n_categories, -1, dtype=np.int64)
+        lookup[order] = np.arange(len(order))
+        found = lookup[physical]
+        values = [present.dtype.categories[int(i)] for i in order]
+    elif present.dtype == pl.String:
+        distinct = present.unique(maintain_order=not sort)
+        values = (distinct.sort() if sort else distinct).to_list()
+        found = present.cast(pl.Enum(values)).to_physical().to_numpy().astype(np.int64)
+    else:  # integers and booleans: no hashing of text needed
+        array = present.to_numpy()
+        ordered = np.unique(array)
+        found = np.searchsorted(ordered, array).astype(np.int64)
+        if sort:
+            values = ordered.tolist()
+        else:
+            first = present.unique(maintain_order=True).to_numpy()
+            rank = np.empty(len(ordered), dtype=np.int64)
+            rank[np.searchsorted(ordered, first)] = np.arange(len(first))
+            found = rank[found]
+            values = first.tolist()
+    if valid is None:
+        codes = found
+    else:
+        codes[valid] = found
+    return codes, values
+
+
+def family_from_columns(frame: Any, columns: list[str]) -> Family:
     """The cells of the intersection of ``columns`` present in the data, in sorted order."""
     combined = np.zeros(len(frame), dtype=np.int64)
     missing = np.zeros(len(frame), dtype=bool)
     uniques_per_col = []
     for column in columns:
-        codes, uniques = pd.factorize(frame[column], sort=True)
+        codes, uniques = factorize(frame, column, sort=True)
         missing |= codes < 0
         combined = combined * max(len(uniques), 1) + np.maximum(codes, 0)
         uniques_per_col.append(uniques)

@@ -10,10 +10,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
+from groupwise import _lazy
 from groupwise.audit._base import Result
 from groupwise.audit._rows import AuditGroup, AuditOverall
+
+pd = _lazy.module("pandas")
 
 __all__ = ["AuditResult", "group_label", "format_value"]
 

@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from groupwise import _lazy
 from groupwise._errors import GroupwiseError, InputError
+
+pd = _lazy.module("pandas")
 
 __all__ = ["stream_source", "schema_frame", "reduce_to_rows", "ReducePlan", "Reduced", "reduce_shards", "BATCH_ROWS"]
 
