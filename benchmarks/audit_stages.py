@@ -28,7 +28,7 @@ from audit_speed import AUDIT_ARGS, OUT, child_env, make_data
 # do not add up to the text's own time. CPU seconds and page faults are the whole
 # process's while a stage runs, so those of the chunks overlap as well.
 STAGES = [
-    ("reading the Parquet file", "groupwise._io", "_read_path"),
+    ("reading the Parquet file", "groupwise.audit._audit", "open_data"),
     ("text: normalise, encode, align", "groupwise.audit._align", "normalized_word_edits"),
     ("  aligning chunks (both threads)", "groupwise.audit._align", "_align_chunk"),
     ("    of which strings of word ids", "groupwise.audit._align", "_sequences"),
