@@ -200,12 +200,15 @@ def read_parquet_polars(data: Any, *, columns: Sequence[str], texts: Sequence[st
     plain, coded = [], []
     for column in columns:
         kind = schema.field(column).type
-        categorical = declared.get(column, {}).get("pandas_type") == "categorical"
-        if _is_text_type(pa, kind) and not categorical:
+        # What pandas made of the column when it wrote the file (None: not written by pandas).
+        pandas_type = str(declared.get(column, {}).get("pandas_type") or "")
+        if _is_text_type(pa, kind) and pandas_type != "categorical":
             plain.append(column)
         elif column in texts:
             return None
-        elif (pa.types.is_integer(kind) or pa.types.is_boolean(kind)) and not categorical:
+        elif pa.types.is_integer(kind) and (not pandas_type or pandas_type.startswith(("int", "uint"))):
+            plain.append(column)
+        elif pa.types.is_boolean(kind) and pandas_type in ("", "bool", "boolean"):
             plain.append(column)
         elif pa.types.is_dictionary(kind) and _is_text_type(pa, kind.value_type) and pa.types.is_integer(kind.index_type):
             coded.append(column)
