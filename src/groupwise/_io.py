@@ -117,7 +117,10 @@ def _read_path(path: Path, *, name: str, columns: Sequence[str] | None = None) -
         if suffix == ".json":
             return pd.read_json(path, dtype_backend="numpy_nullable")
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path, columns=_parquet_subset(path, columns))
+            try:
+                return pd.read_parquet(path, columns=_parquet_subset(path, columns))
+            except (TypeError, KeyError, AttributeError) as exc:  # malformed pandas metadata in the file
+                raise ValueError(f"its pandas metadata is malformed ({type(exc).__name__}: {exc})") from exc
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(
             f"{name} file {str(path)!r} could not be read as {suffix[1:].upper()}: {exc}",
@@ -168,8 +171,10 @@ def read_parquet_polars(data: Any, *, columns: Sequence[str], texts: Sequence[st
     full read reports it), an index that pandas would restore (row labels in messages
     would differ), other types (floats, dates, nested), integers or booleans with missing
     values (pandas turns them into floats or objects), a dictionary of non-text values or
-    with missing entries, and a file without rows. ``texts`` are the transcript columns,
-    which must be plain text.
+    with missing entries, column names pandas would change (numbers, booleans, tuples),
+    pandas metadata it cannot read, a file without rows, and anything that fails to read
+    (pandas' reading then reports it). ``texts`` are the transcript columns, which must be
+    plain text.
 
     Examples
     --------
@@ -181,26 +186,52 @@ def read_parquet_polars(data: Any, *, columns: Sequence[str], texts: Sequence[st
     path = Path(data)
     if path.suffix.lower() not in (".parquet", ".pq") or not path.is_file() or not columns:
         return None
+    # The file is untrusted: whatever goes wrong here (a malformed footer or metadata, a
+    # layout pyarrow and polars read differently) leaves the file to pandas' reading, which
+    # reports faults in the usual way.
+    try:
+        plan = _polars_plan(path, list(columns), set(texts))
+        return None if plan is None else _read_polars(path, list(columns), *plan)
+    except Exception:  # noqa: BLE001 - see above
+        return None
+
+
+def _polars_plan(path: Path, columns: list[str], texts: set[str]) -> tuple[list[str], list[str], int] | None:
+    """The columns polars reads as they are, those read as Enums, and the file's rows;
+    None where pandas must read the file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError):
-        return None
+    with pq.ParquetFile(path) as handle:
+        schema, rows = handle.schema_arrow, handle.metadata.num_rows
     names = list(schema.names)
     if len(names) != len(set(names)) or not set(columns) <= set(names) or len(set(columns)) != len(columns):
         return None
-    meta = schema.pandas_metadata or {}
-    for index in meta.get("index_columns", []):
+    meta = schema.pandas_metadata
+    if meta is None:
+        meta = {"index_columns": [], "columns": []}
+    elif not (isinstance(meta, dict) and isinstance(meta.get("index_columns"), list)
+              and isinstance(meta.get("columns"), list) and all(isinstance(c, dict) for c in meta["columns"])
+              and isinstance(meta.get("column_indexes", []), list)):
+        return None  # pandas' own reading reports what is wrong with it
+    for index in meta["index_columns"]:
         if not (isinstance(index, dict) and index.get("kind") == "range" and index.get("start") == 0
                 and index.get("step") == 1):
             return None
-    declared = {c.get("name"): c for c in meta.get("columns", []) if isinstance(c, dict)}
+    # Column names pandas turns back into numbers, booleans or tuples are not the file's.
+    levels = meta.get("column_indexes", [])
+    if len(levels) > 1 or any(level.get("pandas_type") not in ("unicode", "string", "str") for level in levels):
+        return None
+    declared: dict[str, dict[str, Any]] = {}
+    for entry in meta["columns"]:
+        field = entry.get("field_name", entry.get("name"))
+        if field in declared or entry.get("name") is not None and str(entry["name"]) != field:
+            return None  # pandas would name the column otherwise, or twice
+        declared[field] = entry
     plain, coded = [], []
     for column in columns:
         kind = schema.field(column).type
-        # What pandas made of the column when it wrote the file (None: not written by pandas).
+        # What pandas made of the column when it wrote the file ("": not written by pandas).
         pandas_type = str(declared.get(column, {}).get("pandas_type") or "")
         if _is_text_type(pa, kind) and pandas_type != "categorical":
             plain.append(column)
@@ -214,24 +245,29 @@ def read_parquet_polars(data: Any, *, columns: Sequence[str], texts: Sequence[st
             coded.append(column)
         else:
             return None
-    import polars as pl
+    return (plain, coded, rows) if rows else None
 
-    try:
-        frame = pl.read_parquet(path, columns=plain) if plain else pl.DataFrame()
-        enums = {}
-        if coded:
-            # ParquetFile.read, unlike pyarrow.parquet.read_table, does not import pandas.
-            with pq.ParquetFile(path) as handle:
-                enums = {c: _enum_column(pl, chunks) for c, chunks in zip(coded, handle.read(columns=coded).columns)}
-    except (pa.ArrowException, pl.exceptions.PolarsError, OSError):
+
+def _read_polars(path: Path, columns: list[str], plain: list[str], coded: list[str], rows: int) -> Any:
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    # glob=False: a file named "take[1].parquet" is that file, not a pattern.
+    frame = pl.read_parquet(path, columns=plain, glob=False) if plain else pl.DataFrame()
+    if frame.columns != plain or frame.height != (rows if plain else 0):
         return None
-    if any(e is None for e in enums.values()):
-        return None
-    if enums:
+    enums = {}
+    if coded:
+        # ParquetFile.read, unlike pyarrow.parquet.read_table, does not import pandas.
+        with pq.ParquetFile(path) as handle:
+            table = handle.read(columns=coded)
+        for column in coded:
+            enum = _enum_column(pl, table.column(column))
+            if enum is None or len(enum) != rows:
+                return None
+            enums[column] = enum
         frame = frame.with_columns(**enums) if plain else pl.DataFrame(enums)
-    frame = frame.select(list(columns))
-    if frame.height == 0:
-        return None
+    frame = frame.select(columns)
     for column in plain:
         series = frame[column]
         if series.null_count() and series.dtype != pl.String:

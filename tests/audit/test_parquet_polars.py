@@ -195,3 +195,50 @@ def test_the_command_on_a_parquet_file_never_imports_pandas(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert run.stdout.strip().splitlines()[-1] == "False", run.stderr
     assert (tmp_path / "out.json").stat().st_size > 0
+
+
+def _outcome(source, **options):
+    try:
+        return audit(source, **options).to_dict()
+    except InputError as exc:
+        return ("error", str(exc), exc.rows)
+
+
+def test_odd_files_give_what_pandas_gives(tmp_path):
+    data = _speech(n=200, seed=9)
+    options = {"by": ["accent"], "cluster": "speaker"}
+    # A name with glob characters is that file, not a pattern matching its neighbours.
+    _speech(n=120, seed=10).to_parquet(tmp_path / "take1.parquet")
+    data.to_parquet(tmp_path / "take[1].parquet")
+    taken = read_parquet_polars(tmp_path / "take[1].parquet", columns=["accent", "speaker", "reference", "hypothesis"])
+    assert taken is not None and taken.height == len(data)
+    assert _outcome(tmp_path / "take[1].parquet", **options) == _outcome(pd.read_parquet(tmp_path / "take[1].parquet"), **options)
+    # A dictionary column named "a.b" beside a struct column "a" with a field "b".
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    table = table.append_column("a", pa.StructArray.from_arrays([pa.array(["p", "q"] * 100)], ["b"]))
+    table = table.append_column("a.b", pa.array(data["accent"].to_numpy().astype(str)).dictionary_encode())
+    pq.write_table(table, tmp_path / "dotted.parquet")
+    dotted = {"by": ["a.b"], "cluster": "speaker"}
+    assert _outcome(tmp_path / "dotted.parquet", **dotted) == _outcome(pd.read_parquet(tmp_path / "dotted.parquet"), **dotted)
+    # Column names of other types than text, which pandas may turn back into other names.
+    flags = data.rename(columns={"native": True, "age_band": False})
+    with pytest.warns(UserWarning, match="mixed type"):
+        flags.to_parquet(tmp_path / "flags.parquet")
+    assert _outcome(tmp_path / "flags.parquet", **options) == _outcome(pd.read_parquet(tmp_path / "flags.parquet"), **options)
+    # One speaker: the value in the message is the same plain number either way.
+    data.assign(one=5).to_parquet(tmp_path / "one.parquet")
+    single = _outcome(tmp_path / "one.parquet", by="accent", cluster="one")
+    assert single == _outcome(pd.read_parquet(tmp_path / "one.parquet"), by="accent", cluster="one")
+    assert "a single value (5)" in single[1]
+
+
+@pytest.mark.parametrize("metadata", [b"{not json", b'"x"', b'{"index_columns": null, "columns": []}',
+                                      b'{"index_columns": [], "columns": null}'])
+def test_malformed_pandas_metadata_is_a_bad_file_not_a_crash(tmp_path, metadata):
+    table = pa.Table.from_pandas(_speech(n=100), preserve_index=False).replace_schema_metadata({b"pandas": metadata})
+    path = tmp_path / "odd.parquet"
+    pq.write_table(table, path)
+    assert read_parquet_polars(path, columns=["accent", "speaker", "reference", "hypothesis"],
+                               texts=["reference", "hypothesis"]) is None
+    with pytest.raises(InputError, match="could not be read as PARQUET"):
+        audit(path, by="accent", cluster="speaker")

@@ -215,7 +215,7 @@ def cluster_codes(frame: Any, cluster: str | None) -> tuple[np.ndarray, int]:
     codes, uniques = factorize(frame, cluster, sort=False)
     if len(uniques) < 2:
         raise InputError(
-            f"the cluster column {cluster!r} has a single value ({uniques[0]!r}), so every row "
+            f"the cluster column {cluster!r} has a single value ({plain(uniques[0])!r}), so every row "
             "comes from one cluster and there is nothing to resample",
             fix="pass the column that identifies speakers (or persons), or leave --cluster out "
             "if rows are independent",
