@@ -57,7 +57,7 @@ def read_table(data: Any, *, name: str = "data", columns: Sequence[str] | None =
     """
     if _is_pandas(data):
         frame = data
-    elif _is_polars(data):
+    elif is_polars_frame(data):
         frame = data.to_pandas()
     elif isinstance(data, (str, os.PathLike)):
         frame = _read_path(Path(data), name=name, columns=columns)
@@ -84,11 +84,6 @@ def read_table(data: Any, *, name: str = "data", columns: Sequence[str] | None =
 def _is_pandas(data: Any) -> bool:
     # Without pandas loaded nothing is a pandas DataFrame; asking would import it.
     return "pandas" in sys.modules and isinstance(data, pd.DataFrame)
-
-
-def _is_polars(data: Any) -> bool:
-    module = type(data).__module__
-    return module.startswith("polars") and hasattr(data, "to_pandas")
 
 
 def is_polars_frame(frame: Any) -> bool:

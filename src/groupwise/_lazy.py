@@ -1,7 +1,8 @@
 """Modules imported on first use.
 
-pandas takes about a tenth of a second to import. The audit of a Parquet file never
-needs it (the file is read and grouped with polars, see :func:`groupwise._io.read_table`),
+pandas takes about a tenth of a second to import. The audit of transcripts in a Parquet
+file by columns never needs it (the file is read and grouped with polars, see
+:func:`groupwise._io.read_parquet_polars`),
 so the modules on that path refer to pandas through :func:`module`, which imports it the
 first time one of its attributes is read. The stand-in is not put in ``sys.modules``:
 code that asks whether pandas is loaded (polars does, before its conversions) gets a

@@ -93,6 +93,11 @@ def test_input_kinds_give_the_same_result(tab, tmp_path):
         assert other["overall"] == base["overall"]
 
 
+def test_a_polars_series_is_not_a_table(tab):
+    with pytest.raises(InputError, match="data is a Series, not a table"):
+        audit(pl.Series(tab["race"]), metric="error_rate", by="race")
+
+
 def test_a_parquet_file_is_read_for_the_columns_the_audit_uses(tab, tmp_path):
     from groupwise.audit._audit import _columns_used
     from groupwise.audit._metrics import MetricColumns
